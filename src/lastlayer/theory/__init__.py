@@ -1,0 +1,39 @@
+"""Asymptotic theory of weighted last-layer retraining and its Monte Carlo check.
+
+See ``theory.md`` (the project's math spec) and ``docs/theory.md``.
+"""
+
+from ._binary import BinaryPrediction, binary_errors, symmetric_means, weights_from_ratio
+from ._fixed_point import average_leverage, effective_weights, solve_k
+from ._optimal import (
+    OptimalWeights,
+    downsample_errors,
+    numerical_optimal_ratio,
+    optimal_class_weights,
+    optimal_weight_ratio,
+)
+from ._simulate import (
+    SimulationResult,
+    fit_weighted_ridge_reference,
+    simulate_binary,
+    simulate_multiclass,
+)
+
+__all__ = [
+    "BinaryPrediction",
+    "OptimalWeights",
+    "SimulationResult",
+    "average_leverage",
+    "binary_errors",
+    "downsample_errors",
+    "effective_weights",
+    "fit_weighted_ridge_reference",
+    "numerical_optimal_ratio",
+    "optimal_class_weights",
+    "optimal_weight_ratio",
+    "simulate_binary",
+    "simulate_multiclass",
+    "solve_k",
+    "symmetric_means",
+    "weights_from_ratio",
+]
