@@ -11,6 +11,7 @@ from ._optimal import (
     numerical_optimal_ratio,
     optimal_class_weights,
     optimal_weight_ratio,
+    water_fill_leverage,
 )
 from ._simulate import (
     SimulationResult,
@@ -35,5 +36,6 @@ __all__ = [
     "simulate_multiclass",
     "solve_k",
     "symmetric_means",
+    "water_fill_leverage",
     "weights_from_ratio",
 ]

@@ -27,6 +27,7 @@ __all__ = [
     "optimal_class_weights",
     "optimal_weight_ratio",
     "numerical_optimal_ratio",
+    "water_fill_leverage",
     "downsample_errors",
 ]
 
@@ -48,9 +49,12 @@ class OptimalWeights:
     leverage : ndarray of shape (n_classes,)
         Average leverage ``a_g`` of a sample of each class under these weights.
     infeasible_classes : tuple of int
-        Indices g with ``n_g <= df p*_g`` (empty when feasible).
+        Classes held at ``max_leverage`` because they cannot carry their share
+        (empty when feasible).
     message : str
-        Human-readable account of an infeasible case and what was returned.
+        Human-readable account of an infeasible or capped case and what was returned.
+    capped : bool
+        True when some class was held at ``max_leverage`` (always when infeasible).
     """
 
     weights: np.ndarray
@@ -59,6 +63,7 @@ class OptimalWeights:
     leverage: np.ndarray = field(repr=False)
     infeasible_classes: tuple = ()
     message: str = ""
+    capped: bool = False
 
     def as_dict(self):
         return {
@@ -67,6 +72,7 @@ class OptimalWeights:
             "df": float(self.df),
             "leverage": self.leverage.tolist(),
             "infeasible_classes": list(self.infeasible_classes),
+            "capped": bool(self.capped),
             "message": self.message,
         }
 
@@ -80,6 +86,32 @@ def _weights_from_leverage(priors, a):
     odds = a / (1.0 - a)
     k = float(priors @ odds)
     return odds / k, k
+
+
+def water_fill_leverage(counts, target, df, max_leverage):
+    """Average leverages giving each unit its share of ``df``, capped.
+
+    Returns ``a_u = min(t p*_u / n_u, max_leverage)`` with ``t`` such that
+    ``sum_u n_u a_u = df``: every unit gets its target share ``p*_u`` of the
+    degrees of freedom where it can carry it, a unit that cannot is held at
+    ``max_leverage`` and the rest is shared by the others in proportion to
+    ``p*``. When even ``max_leverage`` for every unit cannot absorb ``df``
+    (``df >= max_leverage * n``, close to interpolation, where weights hardly
+    matter), every unit gets ``df / n``.
+    """
+    n_u = np.asarray(counts, dtype=float)
+    p = np.asarray(target, dtype=float)
+    cap = float(max_leverage)
+    if df >= cap * n_u.sum():
+        return np.full(n_u.size, df / n_u.sum())
+    pos = p > 0
+    t_hi = float(np.max(cap * n_u[pos] / p[pos]))
+
+    def total(t):
+        return float(np.sum(n_u * np.minimum(t * p / n_u, cap))) - df
+
+    t = brentq(total, 0.0, t_hi, xtol=1e-14 * max(t_hi, 1.0), rtol=1e-15, maxiter=500)
+    return np.minimum(t * p / n_u, cap)
 
 
 def optimal_class_weights(counts, dim, *, ridge=0.0, target=None, fit_intercept=True,
@@ -102,12 +134,15 @@ def optimal_class_weights(counts, dim, *, ridge=0.0, target=None, fit_intercept=
     fit_intercept : bool, default=True
         Count the unpenalised intercept as one more degree of freedom.
     max_leverage : float in (0, 1), default=0.95
-        Infeasible case: no finite weights equalise the classes when some
-        ``n_g <= df p*_g``. We then return the closed form at the largest df for
-        which every class's average leverage is at most ``max_leverage``: the most
-        constrained class gets leverage ``max_leverage`` (weight ratio bounded by
-        roughly ``max_leverage / (1 - max_leverage)`` times the feasible ones'),
-        the class ordering of the weights is kept and nothing is infinite.
+        Largest average leverage a class may be given. Ridgeless, no finite
+        weights equalise the classes when some ``n_g <= df p*_g``
+        (``feasible=False``); with ridge they always exist but may need a class's
+        leverage arbitrarily close to one. In both cases the returned weights are
+        those of :func:`water_fill_leverage`: a class that cannot carry its share
+        is held at leverage ``max_leverage`` (its weight large but finite,
+        ``omega_g k = max_leverage / (1 - max_leverage)``), the other classes share
+        the remaining degrees of freedom in proportion to ``p*``, and ``capped``
+        is True.
 
     Returns
     -------
@@ -123,46 +158,68 @@ def optimal_class_weights(counts, dim, *, ridge=0.0, target=None, fit_intercept=
     n = n_g.sum()
     pi = n_g / n
     delta = (dim + (1.0 if fit_intercept else 0.0)) / n
-    # s = df / n; a_g(s) = s p*_g / pi_g; feasible s < min_g pi_g / p*_g.
-    share = np.divide(p_star, pi)
-    s_limit = float(np.min(np.divide(1.0, share, out=np.full(K, np.inf), where=share > 0)))
-    s_cap = cap * s_limit
+    share = p_star / pi
 
-    def lhs(s):
-        a = s * share
-        _, k = _weights_from_leverage(pi, a)
-        return s + lam * k
+    # Exact (uncapped) equal shares: a_g = s share_g with s = df / n < 1 / max share.
+    s_limit = 1.0 / float(share.max())
+
+    def excess(s):  # df / n + lambda k - delta along the exact family
+        _, k = _weights_from_leverage(pi, s * share)
+        return s + lam * k - delta
 
     if lam == 0.0:
-        s_needed = delta
-    elif lhs(s_cap) <= delta:
-        s_needed = math.inf  # even capped leverage does not use up the dimension
-    else:
-        s_needed = brentq(lambda s: lhs(s) - delta, 1e-15 * s_cap, s_cap,
-                          xtol=1e-15, rtol=1e-13, maxiter=500)
-    feasible = s_needed < s_limit
-    infeasible = ()
+        s_exact = delta
+    else:  # excess -> +inf as s -> s_limit, so a root always exists
+        hi = s_limit * (1.0 - 1e-15)
+        s_exact = brentq(excess, 1e-12 * hi, hi, xtol=1e-15, rtol=1e-14, maxiter=500) \
+            if excess(hi) > 0 else s_limit
+    feasible = s_exact < s_limit
+    capped = not (feasible and s_exact * share.max() <= cap)
     message = ""
-    if s_needed < s_cap:
-        s = s_needed
+    if not capped:
+        a = s_exact * share
+        df = s_exact * n
     else:
-        s = s_cap
-        if not feasible:
-            df_needed = s_needed * n
-            infeasible = tuple(int(g) for g in np.flatnonzero(n_g <= df_needed * p_star + 1e-12))
-            detail = ", ".join(
-                f"class {g}: n={int(n_g[g])} <= df*p={df_needed * p_star[g]:.4g}"
-                for g in infeasible) if math.isfinite(df_needed) else "all classes"
+        # Water-filled leverages; with ridge the df they imply is solved for too.
+        def a_of(df):
+            return water_fill_leverage(n_g, p_star, df, cap)
+
+        if lam == 0.0:
+            df = delta * n
+        else:
+            def excess_df(df):
+                _, k = _weights_from_leverage(pi, a_of(df))
+                return df / n + lam * k - delta
+            top = cap * n * (1.0 - 1e-12)
+            df = brentq(excess_df, 1e-12 * top, top, xtol=1e-12, maxiter=500) \
+                if excess_df(top) > 0 else top
+        a = a_of(df)
+        if df >= cap * n:
             message = (
-                f"No finite weights equalise the classes: df={df_needed:.4g} exceeds "
-                f"what the smallest class can carry ({detail}). Returned the closed form "
-                f"at df={s * n:.4g}, where the most constrained class has average "
-                f"leverage {cap:g} (max_leverage)."
-            )
-    a = s * share
+                f"df={df:.4g} is at least max_leverage * n = {cap * n:.4g}: the fit is close to "
+                "interpolation, where the weights have little effect. Returned equal weights.")
+        tight = tuple(int(g) for g in np.flatnonzero(n_g <= df * p_star + 1e-9))
+        held = tuple(int(g) for g in np.flatnonzero(np.isclose(a, cap)))
+        if message:
+            pass
+        elif not feasible:
+            message = (
+                "No finite weights equalise the classes: "
+                + ", ".join(f"class {g}: n={int(n_g[g])} <= df*p={df * p_star[g]:.4g}"
+                            for g in (tight or held))
+                + f". Returned weights holding class(es) {list(held)} at average leverage "
+                f"{cap:g} (max_leverage); the others share the remaining df.")
+        else:
+            message = (
+                f"Equal shares would need average leverage above {cap:g} for class(es) "
+                f"{list(held)}; returned weights holding them at {cap:g} (max_leverage).")
+    if np.any(a >= 1.0):  # df >= n: interpolation, weights have no effect
+        a = np.full(K, cap)
     weights, _ = _weights_from_leverage(pi, a)
-    return OptimalWeights(weights=weights, feasible=bool(feasible), df=float(s * n),
-                          leverage=a, infeasible_classes=infeasible, message=message)
+    return OptimalWeights(weights=weights, feasible=bool(feasible), df=float(df),
+                          leverage=a, infeasible_classes=() if feasible else
+                          tuple(int(g) for g in np.flatnonzero(np.isclose(a, cap))),
+                          message=message, capped=bool(capped))
 
 
 def optimal_weight_ratio(minority_prior, dim_ratio):
@@ -175,6 +232,8 @@ def optimal_weight_ratio(minority_prior, dim_ratio):
     pi = check_real(minority_prior, "minority_prior", 0.0, 1.0, closed="neither")
     delta = check_real(dim_ratio, "dim_ratio", 0.0, None, closed="neither")
     if delta >= 2.0 * pi or delta >= 2.0 * (1.0 - pi):
+        if pi == 0.5:  # both classes saturate together; by symmetry the ratio is 1
+            return 1.0
         return math.inf if pi < 0.5 else 0.0
     return (2.0 * (1.0 - pi) - delta) / (2.0 * pi - delta)
 

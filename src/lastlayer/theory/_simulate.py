@@ -130,8 +130,9 @@ def simulate_binary(minority_prior, dim_ratio, weights, *, ridge=0.0, n=1500,
         ``(omega_+, omega_-)`` exactly as in the objective of
         :func:`lastlayer.theory.binary_errors`.
     subsample : {None, "downsample"}
-        ``"downsample"`` keeps ``n_+`` samples of each class (random majority
-        subset) and fits unweighted: the downsampling baseline of theory.md 5.
+        ``"downsample"`` keeps ``min(n_+, n_-)`` samples of each class (random
+        majority subset) and fits unweighted: the downsampling baseline of
+        theory.md 5 (:func:`lastlayer.theory.downsample_errors`).
     seed : int
         Seed of ``numpy.random.default_rng``; repeat ``r`` uses the r-th spawned stream.
 
@@ -141,6 +142,7 @@ def simulate_binary(minority_prior, dim_ratio, weights, *, ridge=0.0, n=1500,
     """
     pi_pos = check_real(minority_prior, "minority_prior", 0.0, 1.0, closed="neither")
     delta = check_real(dim_ratio, "dim_ratio", 0.0, None, closed="neither")
+    ridge = check_real(ridge, "ridge", 0.0, None)
     n = check_int(n, "n", 4)
     repeats = check_int(repeats, "repeats", 1)
     d = max(1, int(round(delta * n)))
@@ -153,7 +155,8 @@ def simulate_binary(minority_prior, dim_ratio, weights, *, ridge=0.0, n=1500,
     mu[1, : mn.size] = mn
     n_pos, n_neg = _class_counts([pi_pos, 1 - pi_pos], n)
     if subsample == "downsample":
-        n_neg = n_pos
+        # Both classes keep n_min = min(n_+, n_-) samples (theory.md section 5).
+        n_pos = n_neg = min(n_pos, n_neg)
     elif subsample is not None:
         raise ValueError(f"subsample must be None or 'downsample'. Got {subsample!r}.")
     omega = np.asarray(weights, float) if subsample is None else np.ones(2)
@@ -197,6 +200,7 @@ def simulate_multiclass(priors, dim_ratio, weights, *, means, ridge=0.0, n=1500,
     priors = np.asarray(priors, float)
     K = priors.size
     delta = check_real(dim_ratio, "dim_ratio", 0.0, None, closed="neither")
+    ridge = check_real(ridge, "ridge", 0.0, None)
     d = max(1, int(round(delta * n)))
     M = np.asarray(means, float)
     mu = np.zeros((K, d))

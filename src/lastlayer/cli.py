@@ -1,0 +1,427 @@
+"""Command-line interface: a thin layer over the functional core.
+
+Every command prints a readable table; with ``--json`` it prints exactly one JSON
+object on stdout and nothing else (progress bars go to stderr). Usage errors and
+bad input exit with status 2. The JSON fields are documented in ``docs/cli.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+import numpy as np
+
+__all__ = ["main", "build_parser"]
+
+
+class UsageError(Exception):
+    """Bad input from the command line (exit status 2)."""
+
+
+def _emit(args, payload, text):
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps(payload, default=_json_default) + "\n")
+    else:
+        sys.stdout.write(text.rstrip("\n") + "\n")
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _table(rows, headers, floatfmt=".4f"):
+    from .metrics import format_table
+    return format_table(rows, headers=headers, floatfmt=floatfmt)
+
+
+# ---------------------------------------------------------------- theory
+def cmd_theory(args):
+    from .theory import (binary_errors, numerical_optimal_ratio, optimal_class_weights,
+                         optimal_weight_ratio, weights_from_ratio)
+    pi = args.minority_prior
+    pred = binary_errors(pi, args.dim_ratio, weight_ratio=args.weight_ratio, ridge=args.ridge,
+                         mean_norm=args.mean_norm)
+    w = weights_from_ratio(pi, args.weight_ratio)
+    if args.ridge == 0:
+        rho_eq = optimal_weight_ratio(pi, args.dim_ratio)
+    else:
+        n = 10_000  # the ridge closed form works with counts; any large n gives the ratio
+        n_pos = max(1, round(pi * n))
+        opt = optimal_class_weights([n_pos, n - n_pos], args.dim_ratio * n, ridge=args.ridge,
+                                    fit_intercept=False)
+        rho_eq = float(opt.weights[0] / opt.weights[1]) if opt.feasible else math.inf
+    worst = numerical_optimal_ratio(pi, args.dim_ratio, ridge=args.ridge,
+                                    mean_norm=args.mean_norm, objective="worst")
+    bal = numerical_optimal_ratio(pi, args.dim_ratio, ridge=args.ridge,
+                                  mean_norm=args.mean_norm, objective="balanced")
+    payload = {
+        "minority_prior": pi, "dim_ratio": args.dim_ratio, "mean_norm": args.mean_norm,
+        "ridge": args.ridge, "weight_ratio": args.weight_ratio,
+        "weights": w.tolist(),
+        "error_minority": pred.error_pos, "error_majority": pred.error_neg,
+        "worst_class_error": pred.worst_class_error, "balanced_error": pred.balanced_error,
+        "ratio_of_priors": (1 - pi) / pi,
+        "equalizing_weight_ratio": rho_eq if math.isfinite(rho_eq) else None,
+        "equalizing_feasible": bool(math.isfinite(rho_eq)),
+        "worst_class_optimal_ratio": worst["weight_ratio"],
+        "worst_class_optimal_error": worst["error"],
+        "balanced_optimal_ratio": bal["weight_ratio"],
+        "balanced_optimal_error": bal["error"],
+        "details": pred.as_dict(),
+    }
+    if args.simulate:
+        from .theory import simulate_binary
+        sim = simulate_binary(pi, args.dim_ratio, w, ridge=args.ridge, n=args.n,
+                              mean_norm=args.mean_norm, repeats=args.simulate, seed=args.seed)
+        payload["simulation"] = {
+            "n": args.n, "repeats": args.simulate, "seed": args.seed,
+            "error_minority": float(sim.mean[0]), "error_minority_sem": float(sim.sem[0]),
+            "error_majority": float(sim.mean[1]), "error_majority_sem": float(sim.sem[1]),
+        }
+    rows = [["minority (+)", pi, w[0], pred.error_pos, pred.leverage[0]],
+            ["majority (-)", 1 - pi, w[1], pred.error_neg, pred.leverage[1]]]
+    heads = ["class", "prior", "weight", "theory error", "avg leverage"]
+    if args.simulate:
+        sm = payload["simulation"]
+        rows[0].append(f"{sm['error_minority']:.4f} ± {sm['error_minority_sem']:.4f}")
+        rows[1].append(f"{sm['error_majority']:.4f} ± {sm['error_majority_sem']:.4f}")
+        heads.append(f"simulated (n={args.n}, {args.simulate} repeats)")
+    eq = f"{rho_eq:.4g}" if math.isfinite(rho_eq) else "none (infeasible: delta >= 2 pi_+)"
+    text = "\n".join([
+        f"Weighted ridge, two Gaussian classes: pi_+={pi:g}, d/n={args.dim_ratio:g}, "
+        f"||mu||={args.mean_norm:g}, ridge={args.ridge:g}, weight ratio={args.weight_ratio:g}",
+        "",
+        _table(rows, heads),
+        "",
+        f"worst-class error {pred.worst_class_error:.4f}   balanced error {pred.balanced_error:.4f}",
+        f"ratio of priors            {(1 - pi) / pi:.4g}",
+        f"error-equalising ratio     {eq}",
+        f"worst-class optimum        {worst['weight_ratio']:.4g} (error {worst['error']:.4f})",
+        f"balanced-error optimum     {bal['weight_ratio']:.4g} (error {bal['error']:.4f})",
+    ])
+    _emit(args, payload, text)
+
+
+# --------------------------------------------------------------- weights
+def cmd_weights(args):
+    from .theory import optimal_class_weights
+    counts = args.counts
+    opt = optimal_class_weights(counts, args.dim, ridge=args.ridge, target=args.target,
+                                fit_intercept=not args.no_intercept,
+                                max_leverage=args.max_leverage)
+    n = float(sum(counts))
+    p = opt.as_dict()
+    tgt = (np.full(len(counts), 1 / len(counts)) if args.target is None
+           else np.asarray(args.target, float) / np.sum(args.target))
+    ratio = tgt / np.asarray(counts, float)
+    ratio = ratio * n / float(np.asarray(counts) @ ratio)
+    payload = {"counts": list(counts), "dim": args.dim, "ridge": args.ridge,
+               "target": tgt.tolist(), **p, "ratio_of_priors_weights": ratio.tolist()}
+    rows = [[i, c, tgt[i], opt.weights[i], ratio[i], opt.leverage[i]]
+            for i, c in enumerate(counts)]
+    text = "\n".join([
+        f"Optimal class weights: n={int(n)}, d={args.dim:g}, ridge={args.ridge:g} "
+        f"(mean weight over samples = 1)", "",
+        _table(rows, ["class", "n", "target", "optimal weight", "ratio-of-priors weight",
+                      "avg leverage"]), "",
+        f"df = {opt.df:.4g}   feasible = {opt.feasible}",
+        *([opt.message] if opt.message else []),
+    ])
+    _emit(args, payload, text)
+
+
+# ------------------------------------------------------------------- fit
+def _fit_report(clf, X, y, groups):
+    from .metrics import classification_report
+    return classification_report(y, clf.predict(X), groups=groups)
+
+
+def cmd_fit(args):
+    from .estimator import LastLayerClassifier
+    from .io import load_features, save_layer
+    train = load_features(args.train)
+    alpha = args.alpha if args.alpha == "auto" else float(args.alpha)
+    clf = LastLayerClassifier(weighting=args.weighting, loss=args.loss, alpha=alpha,
+                              random_state=args.seed)
+    t0 = time.perf_counter()
+    clf.fit(train.X, train.y, groups=train.groups if args.groups else None)
+    seconds = time.perf_counter() - t0
+    ev = load_features(args.test) if args.test else train
+    rep = _fit_report(clf, ev.X, ev.y, ev.groups)
+    payload = {
+        "train": args.train, "evaluated_on": "test" if args.test else "train",
+        "weighting": args.weighting, "loss": args.loss,
+        "classes": clf.classes_.tolist(),
+        "class_weights": clf.class_weight_.tolist(),
+        "alpha": clf.alpha_, "df": clf.df_, "effective_dim": clf.effective_dim_,
+        "feasible": clf.feasible_, "fit_seconds": seconds,
+        "per_class_accuracy": {str(r["label"]): r["accuracy"] for r in rep["per_class"]},
+        "worst_class_accuracy": rep["worst_class_accuracy"],
+        "balanced_accuracy": rep["balanced_accuracy"],
+        "accuracy": rep["accuracy"],
+        "report": rep,
+    }
+    if args.out:
+        save_layer(args.out, clf.coef_, clf.intercept_, clf.classes_,
+                   weighting=args.weighting, loss=args.loss, alpha=clf.alpha_, df=clf.df_,
+                   class_weights=clf.class_weight_.tolist())
+        payload["layer"] = args.out
+    from .metrics import report_markdown
+    text = "\n".join([
+        f"Fitted last layer on {args.train}: n={train.X.shape[0]}, d={train.X.shape[1]}, "
+        f"weighting={args.weighting}, loss={args.loss}",
+        f"alpha={clf.alpha_:.3g}  df={clf.df_:.4g}  effective dim (PCA 99%)="
+        f"{clf.effective_dim_:.0f}  feasible={clf.feasible_}  ({seconds:.2f} s)", "",
+        _table([[c, w] for c, w in zip(clf.classes_.tolist(), clf.class_weight_)],
+               ["class", "loss weight"]), "",
+        f"Evaluated on {'test: ' + args.test if args.test else 'the training set'}",
+        report_markdown(rep),
+        *([f"layer written to {args.out}"] if args.out else []),
+    ])
+    _emit(args, payload, text)
+
+
+# --------------------------------------------------------------- compare
+def _stratified_subsample(y, n, rng, min_per_class=2):
+    classes, idx = np.unique(y, return_inverse=True)
+    counts = np.bincount(idx)
+    if n > y.size:
+        raise UsageError(f"--subsample {n} exceeds the {y.size} training samples.")
+    take = np.maximum(np.floor(counts / counts.sum() * n).astype(int),
+                      np.minimum(min_per_class, counts))
+    while take.sum() > n and take.max() > min_per_class:
+        take[np.argmax(take)] -= 1
+    while take.sum() < n:
+        room = counts - take
+        take[np.argmax(np.where(room > 0, counts, -1))] += 1
+    return np.concatenate([rng.choice(np.flatnonzero(idx == c), t, replace=False)
+                           for c, t in enumerate(take)])
+
+
+def compare_weightings(train, test, weightings, *, repeats=10, subsample=None, loss="square",
+                       seed=0, progress=True, use_groups=False):
+    """Fit every weighting on repeated subsamples; per-repeat test metrics.
+
+    Returns a dict ``{weighting: {"worst_class": [...], "balanced": [...],
+    "per_class": [[...]], "class_weights": [[...]], "alpha": [...]}}``.
+    """
+    from tqdm.auto import tqdm
+
+    from .estimator import LastLayerClassifier
+    from .metrics import classification_report
+    rng = np.random.default_rng(seed)
+    out = {w: {"worst_class": [], "balanced": [], "worst_group": [], "per_class": [],
+               "class_weights": [], "alpha": [], "feasible": []} for w in weightings}
+    bar = tqdm(total=repeats * len(weightings), disable=not progress, desc="compare",
+               file=sys.stderr)
+    for r in range(repeats):
+        rows = (_stratified_subsample(train.y, subsample, rng) if subsample
+                else np.arange(train.y.size))
+        g = train.groups[rows] if (use_groups and train.groups is not None) else None
+        for w in weightings:
+            clf = LastLayerClassifier(weighting=w, loss=loss, random_state=seed + r)
+            clf.fit(train.X[rows], train.y[rows], groups=g)
+            rep = classification_report(test.y, clf.predict(test.X), groups=test.groups)
+            o = out[w]
+            o["worst_class"].append(rep["worst_class_accuracy"])
+            o["balanced"].append(rep["balanced_accuracy"])
+            if "worst_group_accuracy" in rep:
+                o["worst_group"].append(rep["worst_group_accuracy"])
+            o["per_class"].append([c["accuracy"] for c in rep["per_class"]])
+            o["class_weights"].append(clf.class_weight_.tolist())
+            o["alpha"].append(clf.alpha_)
+            o["feasible"].append(clf.feasible_)
+            bar.update()
+    bar.close()
+    return out
+
+
+def cmd_compare(args):
+    from .io import load_features
+    from .metrics import mean_and_sem
+    train, test = load_features(args.train), load_features(args.test)
+    weightings = [w.strip() for w in args.weightings.split(",") if w.strip()]
+    from .weights import WEIGHTINGS
+    bad = [w for w in weightings if w not in WEIGHTINGS]
+    if bad:
+        raise UsageError(f"--weightings: unknown scheme(s) {bad}; choose from {sorted(WEIGHTINGS)}")
+    res = compare_weightings(train, test, weightings, repeats=args.repeats,
+                             subsample=args.subsample, loss=args.loss, seed=args.seed,
+                             progress=not args.json, use_groups=args.groups)
+    labels = [str(c) for c in np.unique(test.y).tolist()]
+    rows, summary = [], {}
+    for w in weightings:
+        o = res[w]
+        wm, ws = mean_and_sem(o["worst_class"])
+        bm, bs = mean_and_sem(o["balanced"])
+        pcm, pcs = mean_and_sem(np.asarray(o["per_class"]))
+        summary[w] = {"worst_class_accuracy_mean": float(wm), "worst_class_accuracy_sem": float(ws),
+                      "balanced_accuracy_mean": float(bm), "balanced_accuracy_sem": float(bs),
+                      "per_class_accuracy_mean": np.atleast_1d(pcm).tolist(),
+                      "per_class_accuracy_sem": np.atleast_1d(pcs).tolist(),
+                      "feasible_fraction": float(np.mean(o["feasible"])), "runs": o}
+        if o["worst_group"]:
+            gm, gs = mean_and_sem(o["worst_group"])
+            summary[w].update(worst_group_accuracy_mean=float(gm), worst_group_accuracy_sem=float(gs))
+        rows.append([w, f"{wm:.3f} ± {ws:.3f}", f"{bm:.3f} ± {bs:.3f}",
+                     f"{np.mean(o['alpha']):.2g}", f"{np.mean(o['feasible']):.0%}"])
+    payload = {"train": args.train, "test": args.test, "repeats": args.repeats,
+               "subsample": args.subsample, "seed": args.seed, "loss": args.loss,
+               "labels": labels, "weightings": summary}
+    if args.figure:
+        from .plots import plot_compare, save_figure
+        save_figure(plot_compare(summary, labels), args.figure)
+        payload["figure"] = args.figure
+    text = "\n".join([
+        f"{args.repeats} repeats, subsample={args.subsample or 'all'} of {args.train}; "
+        f"test {args.test} (mean ± standard error)", "",
+        _table(rows, ["weighting", "worst-class acc", "balanced acc", "mean alpha", "feasible"]),
+        *([f"figure written to {args.figure}"] if args.figure else []),
+    ])
+    if args.report:
+        from .io import atomic_write_text
+        atomic_write_text(args.report, text + "\n")
+    _emit(args, payload, text)
+
+
+# ------------------------------------------------------------------ demo
+def cmd_demo(args):
+    from .demo import run_demo
+    payload, text = run_demo(out_dir=args.out_dir, quick=args.quick, seed=args.seed,
+                             progress=not args.json)
+    _emit(args, payload, text)
+
+
+# ---------------------------------------------------------------- parser
+def _positive_float(name, allow_zero=False, upper=None):
+    def parse(s):
+        try:
+            v = float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number; got {s!r}") from None
+        lo_ok = v >= 0 if allow_zero else v > 0
+        if not math.isfinite(v) or not lo_ok or (upper is not None and v >= upper):
+            rng = f"[0, {upper or 'inf'})" if allow_zero else f"(0, {upper or 'inf'})"
+            raise argparse.ArgumentTypeError(f"{name} must be in the range {rng}; got {s!r}")
+        return v
+    return parse
+
+
+def _count(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"counts must be positive integers; got {s!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"counts must be positive integers; got {s!r}")
+    return v
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="lastlayer",
+        description="Last-layer retraining with loss weights that are right the first time.")
+    from . import __version__
+    p.add_argument("--version", action="version", version=f"lastlayer {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("theory", help="predicted per-class errors for two Gaussian classes")
+    t.add_argument("--minority-prior", type=_positive_float("--minority-prior", upper=1),
+                   required=True, metavar="P", help="prior of the minority (positive) class")
+    t.add_argument("--dim-ratio", type=_positive_float("--dim-ratio"), required=True,
+                   metavar="DELTA", help="d/n")
+    t.add_argument("--mean-norm", type=_positive_float("--mean-norm", allow_zero=True),
+                   default=1.0, metavar="S", help="means mu and -mu with ||mu|| = S")
+    t.add_argument("--weight-ratio", type=_positive_float("--weight-ratio"), default=None,
+                   metavar="RHO", help="minority weight / majority weight "
+                   "(default: the ratio of priors); weights have mean one over samples")
+    t.add_argument("--ridge", type=_positive_float("--ridge", allow_zero=True), default=0.0,
+                   metavar="L")
+    t.add_argument("--simulate", type=int, default=0, metavar="R",
+                   help="also run R Monte Carlo repeats")
+    t.add_argument("--n", type=int, default=1500, help="samples per simulated repeat")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--json", action="store_true", help="print one JSON object")
+    t.set_defaults(func=cmd_theory)
+
+    w = sub.add_parser("weights", help="optimal class weights from counts and dimension")
+    w.add_argument("--counts", type=_count, nargs="+", required=True, metavar="N")
+    w.add_argument("--dim", type=_positive_float("--dim", allow_zero=True), required=True,
+                   metavar="D")
+    w.add_argument("--ridge", type=_positive_float("--ridge", allow_zero=True), default=0.0,
+                   metavar="L")
+    w.add_argument("--target", type=_positive_float("--target", allow_zero=True), nargs="+",
+                   default=None, metavar="P", help="target mixture (default uniform)")
+    w.add_argument("--max-leverage", type=_positive_float("--max-leverage", upper=1),
+                   default=0.95)
+    w.add_argument("--no-intercept", action="store_true",
+                   help="do not count the intercept as a degree of freedom")
+    w.add_argument("--json", action="store_true")
+    w.set_defaults(func=cmd_weights)
+
+    f = sub.add_parser("fit", help="fit a last layer on a feature file")
+    f.add_argument("--train", required=True, metavar="TRAIN")
+    f.add_argument("--test", default=None, metavar="TEST")
+    f.add_argument("--weighting", default="optimal")
+    f.add_argument("--loss", choices=["square", "logistic"], default="square")
+    f.add_argument("--alpha", default="auto", help="'auto' or a float >= 0")
+    f.add_argument("--groups", action="store_true",
+                   help="weight the file's groups (instead of classes)")
+    f.add_argument("--out", default=None, metavar="LAYER.npz")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(func=cmd_fit)
+
+    c = sub.add_parser("compare", help="compare weighting schemes over repeated subsamples")
+    c.add_argument("--train", required=True)
+    c.add_argument("--test", required=True)
+    c.add_argument("--weightings", default="none,balanced,sqrt,effective_number,downsample,"
+                   "optimal_theory,optimal")
+    c.add_argument("--repeats", type=int, default=10)
+    c.add_argument("--subsample", type=int, default=None, metavar="N")
+    c.add_argument("--loss", choices=["square", "logistic"], default="square")
+    c.add_argument("--groups", action="store_true")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--figure", default=None, metavar="PNG")
+    c.add_argument("--report", default=None, metavar="MD")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_compare)
+
+    d = sub.add_parser("demo", help="the README's main job (real images, small protocol)")
+    d.add_argument("--out-dir", default="lastlayer-demo")
+    d.add_argument("--quick", action="store_true", help="an even smaller run")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "fit" and args.alpha != "auto":
+        try:
+            if float(args.alpha) < 0 or not math.isfinite(float(args.alpha)):
+                raise ValueError
+        except ValueError:
+            parser.error(f"argument --alpha: must be 'auto' or a float >= 0; got {args.alpha!r}")
+    if args.command == "theory" and args.weight_ratio is None:
+        args.weight_ratio = (1 - args.minority_prior) / args.minority_prior
+    try:
+        args.func(args)
+    except (UsageError, ValueError, FileNotFoundError, ImportError) as e:
+        print(f"lastlayer {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

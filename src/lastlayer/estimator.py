@@ -1,0 +1,526 @@
+"""``LastLayerClassifier``: a scikit-learn classifier over the functional core."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from . import solvers
+from .dimension import SPECTRAL_DIMENSIONS
+from .weights import (
+    WEIGHTINGS,
+    Weighting,
+    WeightingProblem,
+    compute_weighting,
+    normalise_weights,
+)
+
+__all__ = ["LastLayerClassifier"]
+
+_LOSSES = ("square", "logistic")
+_SOLVERS = ("auto", "primal", "dual")
+_DIMS = ("pca99", "participation_ratio", "df", "d")
+
+
+def _is_real(x):
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and np.isfinite(x)
+
+
+def _labels_1d(values, name, n):
+    arr = column_or_1d(values, warn=True)
+    if arr.shape[0] != n:
+        raise ValueError(
+            f"'{name}' has {arr.shape[0]} entries but X has {n} samples; they must match.")
+    kinds = {type(v).__name__ for v in arr.tolist()} if arr.dtype == object else set()
+    if len({"str" if k in ("str", "str_") else "num" for k in kinds}) > 1:
+        raise ValueError(f"'{name}' mixes label types ({sorted(kinds)}); use one type.")
+    return arr
+
+
+class LastLayerClassifier(ClassifierMixin, BaseEstimator):
+    r"""Retrain a last linear layer with loss weights chosen from the data.
+
+    With square loss (the default, one-hot targets ``e_y``) the fitted layer solves
+
+    .. math::
+
+        \min_{W, b}\ \frac{1}{n} \sum_i s_i\, \omega_{u(i)}\,
+        \lVert e_{y_i} - W^\top x_i - b \rVert^2 + \alpha \lVert W \rVert_F^2,
+        \qquad n = \sum_i s_i,
+
+    where ``s_i`` are sample weights, ``u(i)`` is the sample's class (or group,
+    when ``groups`` are passed to :meth:`fit`) and the loss weights ``omega`` are
+    scaled to mean one over samples (``sum_i s_i omega_{u(i)} = n``). With
+    ``loss="logistic"`` the squared error is replaced by the multinomial
+    cross-entropy ``-log softmax(W^T x_i + b)_{y_i}``.
+
+    Parameters
+    ----------
+    weighting : str or dict or array-like, default="optimal"
+        A name in :data:`lastlayer.weights.WEIGHTINGS` -- ``"none"``,
+        ``"balanced"`` (ratio of priors), ``"sqrt"``, ``"effective_number"``,
+        ``"upsample"``, ``"downsample"`` (averaged balanced subsets, as DFR),
+        ``"optimal_theory"`` (closed form with an effective dimension, see
+        ``dim``), ``"optimal"`` (data-driven: every class gets its target share of
+        the degrees of freedom) or ``"tuned"`` (grid search on validation data or
+        internal CV) -- or explicit weights: a dict ``{label: weight}`` (labels
+        missing from it weigh 1) or an array in ``classes_`` (or ``groups_``) order.
+    loss : {"square", "logistic"}, default="square"
+    alpha : "auto" or float >= 0, default="auto"
+        Ridge of the objective above. ``"auto"`` chooses it from the retraining data
+        alone: exact leave-one-out for square loss, approximate leave-one-out
+        cross-entropy for logistic loss. Weights and alpha are chosen in two
+        alternating rounds (alpha for the weights, weights for the alpha).
+    target : dict or array-like, default=None
+        Target mixture over classes (or groups); default uniform (balanced).
+    dim : {"pca99", "participation_ratio", "df", "d"} or float, default="pca99"
+        Effective dimension for ``weighting="optimal_theory"``.
+    max_leverage : float in (0, 1), default=0.95
+        Infeasible regime (some class can not carry its share of the degrees of
+        freedom, ``n_c <= df p*_c``): the most constrained class is given this
+        average leverage instead of an infinite weight (``feasible_`` is False).
+    n_subsets : int, default=10
+        Subsets averaged by ``weighting="downsample"``.
+    cv : int, default=3
+        Folds of the internal cross-validation of ``weighting="tuned"`` when no
+        validation data is passed to :meth:`fit`.
+    solver : {"auto", "primal", "dual"}, default="auto"
+        Square loss: ``"primal"`` solves from per-class sufficient statistics
+        (``d x d``), ``"dual"`` in the ``n x n`` kernel; ``"auto"`` takes the smaller.
+    random_state : int, Generator or None, default=None
+        Seeds the subsets of ``"downsample"`` and the folds of ``"tuned"``.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (1, n_features) for two classes, else (n_classes, n_features)
+    intercept_ : ndarray of shape (1,) or (n_classes,)
+    classes_ : ndarray of shape (n_classes,)
+    class_weight_ : ndarray of shape (n_classes,)
+        Loss weight per class in ``classes_`` order (with groups: the sample-weighted
+        mean weight of the class's samples).
+    group_weight_ : ndarray of shape (n_groups,)
+        Loss weight per group in ``groups_`` order (only when fitted with groups).
+    groups_ : ndarray of shape (n_groups,)
+    alpha_ : float
+    df_ : float
+        Trace of the weighted hat matrix of the square-loss fit (intercept included).
+    effective_dim_ : float
+        Principal components holding 99% of the feature variance.
+    feasible_ : bool
+    solver_ : str
+    weighting_info_ : dict
+    n_features_in_ : int
+    """
+
+    def __init__(self, weighting="optimal", *, loss="square", alpha="auto", target=None,
+                 dim="pca99", max_leverage=0.95, n_subsets=10, cv=3, solver="auto",
+                 random_state=None):
+        self.weighting = weighting
+        self.loss = loss
+        self.alpha = alpha
+        self.target = target
+        self.dim = dim
+        self.max_leverage = max_leverage
+        self.n_subsets = n_subsets
+        self.cv = cv
+        self.solver = solver
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self):
+        name = type(self).__name__
+        w = self.weighting
+        if isinstance(w, str):
+            if w not in WEIGHTINGS:
+                raise ValueError(
+                    f"The 'weighting' parameter of {name} must be one of {sorted(WEIGHTINGS)}, "
+                    f"a dict of per-class weights or an array of them. Got {w!r} instead.")
+        elif not isinstance(w, dict) and np.ndim(w) != 1:
+            raise ValueError(
+                f"The 'weighting' parameter of {name} must be one of {sorted(WEIGHTINGS)}, "
+                f"a dict of per-class weights or an array of them. Got {w!r} instead.")
+        if self.loss not in _LOSSES:
+            raise ValueError(f"The 'loss' parameter of {name} must be one of {list(_LOSSES)}. "
+                             f"Got {self.loss!r} instead.")
+        if not (self.alpha == "auto" if isinstance(self.alpha, str)
+                else _is_real(self.alpha) and self.alpha >= 0):
+            raise ValueError(f"The 'alpha' parameter of {name} must be 'auto' or a float in "
+                             f"the range [0, inf). Got {self.alpha!r} instead.")
+        if not (self.dim in _DIMS if isinstance(self.dim, str)
+                else _is_real(self.dim) and self.dim >= 0):
+            raise ValueError(f"The 'dim' parameter of {name} must be one of {list(_DIMS)} or "
+                             f"a float in the range [0, inf). Got {self.dim!r} instead.")
+        if not (_is_real(self.max_leverage) and 0 < self.max_leverage < 1):
+            raise ValueError(f"The 'max_leverage' parameter of {name} must be a float in the "
+                             f"range (0, 1). Got {self.max_leverage!r} instead.")
+        for p, lo in (("n_subsets", 1), ("cv", 2)):
+            v = getattr(self, p)
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < lo:
+                raise ValueError(f"The '{p}' parameter of {name} must be an int in the range "
+                                 f"[{lo}, inf). Got {v!r} instead.")
+        if self.solver not in _SOLVERS:
+            raise ValueError(f"The 'solver' parameter of {name} must be one of "
+                             f"{list(_SOLVERS)}. Got {self.solver!r} instead.")
+
+    def _unit_vector(self, spec, labels, what, default):
+        """Map a dict keyed by label, or an array in label order, to an array."""
+        U = len(labels)
+        if spec is None:
+            return np.full(U, default, dtype=float)
+        if isinstance(spec, dict):
+            known = {lab.item() if hasattr(lab, "item") else lab: i for i, lab in enumerate(labels)}
+            unknown = [k for k in spec if k not in known]
+            if unknown:
+                raise ValueError(f"The '{what}' dict names labels not in the data: {unknown!r}. "
+                                 f"Known labels: {list(known)!r}.")
+            out = np.full(U, default, dtype=float)
+            for k, v in spec.items():
+                out[known[k]] = v
+        else:
+            out = np.asarray(spec, dtype=float).ravel()
+            if out.size != U:
+                raise ValueError(f"The '{what}' parameter must have {U} entries (one per label "
+                                 f"{list(labels)!r}). Got {out.size} entries instead.")
+        if not np.all(np.isfinite(out)):
+            raise ValueError(f"The '{what}' parameter must be finite. Got {out.tolist()!r}.")
+        return out
+
+    # --------------------------------------------------------------------- fit
+    def fit(self, X, y, groups=None, sample_weight=None, X_val=None, y_val=None,
+            groups_val=None):
+        """Choose the loss weights (and alpha) and fit the layer.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Penultimate-layer features of the retraining set.
+        y : array-like of shape (n_samples,)
+        groups : array-like of shape (n_samples,), optional
+            Group labels: weights are then per group, with ``target`` over groups
+            (worst-group setting of DFR).
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative; multiplies the loss weight of each sample.
+        X_val, y_val, groups_val : optional
+            Validation data, used only by ``weighting="tuned"``.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        X, y = validate_data(self, X, y, dtype=np.float64, ensure_min_samples=2,
+                             y_numeric=False)
+        n, d = X.shape
+        y = _labels_1d(y, "y", n)
+        check_classification_targets(y)
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        K = self.classes_.size
+        if K < 2:
+            raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; "
+                             f"y has 1 class: {self.classes_.tolist()!r}.")
+        sw = self._sample_weight(sample_weight, n)
+        mass = np.bincount(y_idx, weights=sw, minlength=K)
+        if np.any(mass <= 0):
+            empty = self.classes_[mass <= 0].tolist()
+            raise ValueError(f"Class(es) {empty!r} have no samples with positive weight; every "
+                             f"class needs at least one sample.")
+        if np.all(np.ptp(X, axis=0) == 0):
+            raise ValueError("Every feature of X is constant: there is nothing to fit.")
+
+        # Cells (solver) and units (weighting).
+        if groups is not None:
+            g = _labels_1d(groups, "groups", n)
+            self.groups_, g_idx = np.unique(g, return_inverse=True)
+            G = self.groups_.size
+            keys, cell_idx = np.unique(y_idx * G + g_idx, return_inverse=True)
+            cell_class, unit_of_cell, unit_labels = keys // G, keys % G, g_idx
+            unit_names = self.groups_
+        else:
+            cell_idx, cell_class = y_idx, np.arange(K)
+            unit_of_cell, unit_labels, unit_names = np.arange(K), y_idx, self.classes_
+        U = unit_names.size
+        unit_counts = np.bincount(unit_labels, weights=sw, minlength=U)
+        if np.any(unit_counts <= 0):
+            raise ValueError(f"Group(s) {unit_names[unit_counts <= 0].tolist()!r} have no "
+                             f"samples with positive weight.")
+        target = self._unit_vector(self.target, unit_names, "target", 1.0 / U)
+        if np.any(target < 0) or target.sum() <= 0:
+            raise ValueError(f"The 'target' parameter must be non-negative with a positive sum. "
+                             f"Got {target.tolist()!r} instead.")
+        target = target / target.sum()
+        cell_targets = np.eye(K)[cell_class]
+        J = cell_class.size
+
+        rng = np.random.default_rng(self.random_state if not isinstance(
+            self.random_state, np.random.RandomState) else self.random_state.randint(2**31))
+        stats = solvers.sufficient_statistics(X, cell_idx, J, sw)
+        self.solver_ = ("dual" if d + 1 > n else "primal") if self.solver == "auto" else self.solver
+        self._fit_ctx = dict(X=X, cell_idx=cell_idx, sw=sw, stats=stats, targets=cell_targets)
+
+        def leverage(cell_w, alpha_holder):
+            sol = self._ridge(cell_w, alpha_holder[0])
+            return sol.cell_leverage, sol.df
+
+        spectrum = self._spectrum(X, stats)
+        self.effective_dim_ = float(SPECTRAL_DIMENSIONS["pca99"](spectrum))
+        problem = WeightingProblem(unit_counts=unit_counts, target=target,
+                                   unit_of_cell=unit_of_cell, n_features=d,
+                                   X=X, unit_labels=unit_labels, spectrum=spectrum,
+                                   random_state=rng)
+
+        alpha_fixed = None if self.alpha == "auto" else float(self.alpha)
+        lev_alpha = [alpha_fixed if alpha_fixed is not None else 0.0]
+        problem.leverage = lambda w: leverage(w, lev_alpha)
+
+        explicit = not isinstance(self.weighting, str)
+        if explicit:
+            unit_w = self._unit_vector(self.weighting, unit_names, "weighting", 1.0)
+            if np.any(unit_w <= 0):
+                raise ValueError(f"The 'weighting' weights must be positive. Got "
+                                 f"{unit_w.tolist()!r} instead.")
+        scheme = None if explicit else self.weighting
+        options = self._scheme_options(scheme)
+        if scheme == "tuned":
+            problem.score = self._make_score(X_val, y_val, groups_val, unit_of_cell, cell_class,
+                                             cell_idx, unit_labels, rng)
+
+        def choose_weights(alpha):
+            lev_alpha[0] = alpha
+            problem.alpha = alpha
+            if explicit:
+                return Weighting(normalise_weights(unit_w, unit_counts))
+            return compute_weighting(scheme, problem, **options)
+
+        # Square-loss alpha: exact LOO, alternating once with the weights.
+        if alpha_fixed is not None:
+            alpha_sq = alpha_fixed
+            weighting = choose_weights(alpha_sq)
+        elif scheme == "tuned":
+            # The expensive baseline searches alpha jointly with the weights.
+            lev_alpha[0] = problem.alpha = 0.0
+            grid = np.logspace(-6, 1, 8) if self.loss == "square" else np.logspace(-5, 0, 6)
+            weighting = compute_weighting(scheme, problem, alphas=grid, **options)
+            alpha_sq = weighting.alpha
+        else:
+            start = (np.ones(U) if scheme == "none"
+                     else normalise_weights(target / unit_counts, unit_counts))
+            alpha_sq = self._loo_alpha(start[unit_of_cell])
+            weighting = choose_weights(alpha_sq)
+            if not np.allclose(weighting.weights, start, rtol=1e-9):
+                alpha2 = self._loo_alpha(weighting.weights[unit_of_cell])
+                if alpha2 != alpha_sq:
+                    alpha_sq = alpha2
+                    weighting = choose_weights(alpha_sq)
+        unit_w = weighting.weights
+        cell_w = unit_w[unit_of_cell]
+
+        if self.loss == "square":
+            self.alpha_ = float(alpha_sq)
+            if weighting.subsets:
+                W, b = self._average(
+                    [self._ridge(np.ones(J), self.alpha_, rows) for rows in weighting.subsets])
+                sol = self._ridge(cell_w, self.alpha_)
+            else:
+                sol = self._ridge(cell_w, self.alpha_)
+                W, b = sol.coef, sol.intercept
+        else:
+            row_w = sw * cell_w[cell_idx]
+            if alpha_fixed is not None:
+                self.alpha_ = alpha_fixed
+            elif weighting.alpha is not None and scheme == "tuned":
+                self.alpha_ = float(weighting.alpha)
+            else:
+                self.alpha_ = float(solvers.logistic_alpha_alo(X, y_idx, K, row_w)[0])
+            if weighting.subsets:
+                fits = [solvers.solve_logistic(X[r], y_idx[r], K, sw[r], self.alpha_)
+                        for r in weighting.subsets]
+                W, b = self._average(fits)
+            else:
+                fit = solvers.solve_logistic(X, y_idx, K, row_w, self.alpha_)
+                W, b = fit.coef, fit.intercept
+            sol = self._ridge(cell_w, alpha_sq)
+        self.df_ = float(sol.df)
+        self.feasible_ = bool(weighting.feasible)
+        self.weighting_info_ = dict(weighting.info)
+        if weighting.df is not None:
+            self.weighting_info_.setdefault("df_used", float(weighting.df))
+        cls_mass = np.bincount(cell_class, weights=np.bincount(cell_idx, weights=sw,
+                                                                minlength=J) * cell_w,
+                               minlength=K)
+        self.class_weight_ = cls_mass / mass
+        if groups is not None:
+            self.group_weight_ = unit_w.copy()
+        if K == 2:
+            self.coef_ = (W[:, 1] - W[:, 0])[None, :]
+            self.intercept_ = np.array([b[1] - b[0]])
+        else:
+            self.coef_ = np.ascontiguousarray(W.T)
+            self.intercept_ = np.asarray(b, dtype=float).copy()
+        del self._fit_ctx
+        return self
+
+    # ---------------------------------------------------------------- helpers
+    @staticmethod
+    def _sample_weight(sample_weight, n):
+        if sample_weight is None:
+            return np.ones(n)
+        sw = np.asarray(sample_weight, dtype=float)
+        if sw.ndim == 0:
+            sw = np.full(n, float(sw))
+        sw = column_or_1d(sw)
+        if sw.shape[0] != n:
+            raise ValueError(f"sample_weight.shape == ({sw.shape[0]},), expected ({n},)!")
+        if not np.all(np.isfinite(sw)) or np.any(sw < 0):
+            raise ValueError("Negative values in data passed to `sample_weight`: sample "
+                             "weights must be finite and non-negative.")
+        if sw.sum() <= 0:
+            raise ValueError("The sample weights sum to zero: nothing to fit.")
+        return sw
+
+    def _scheme_options(self, scheme):
+        if scheme in ("optimal",):
+            return {"max_leverage": self.max_leverage}
+        if scheme == "optimal_theory":
+            return {"dim": self.dim, "max_leverage": self.max_leverage}
+        if scheme == "downsample":
+            return {"n_subsets": self.n_subsets}
+        return {}
+
+    @staticmethod
+    def _spectrum(X, stats):
+        n, d = X.shape
+        if d > n:
+            Xc = X - X.mean(axis=0)
+            return np.linalg.eigvalsh(Xc @ Xc.T) / n
+        N = stats.weight_sums.sum()
+        mean = stats.sums.sum(axis=0) / N
+        cov = stats.grams.sum(axis=0) / N - np.outer(mean, mean)
+        return np.linalg.eigvalsh(cov)
+
+    def _ridge(self, cell_w, alpha, rows=None):
+        c = self._fit_ctx
+        if rows is None:
+            X, cells, sw, stats = c["X"], c["cell_idx"], c["sw"], c["stats"]
+        else:
+            X, cells, sw = c["X"][rows], c["cell_idx"][rows], c["sw"][rows]
+            stats = None
+        dual = self.solver_ == "dual" or (rows is not None and X.shape[1] + 1 > X.shape[0]
+                                          and self.solver == "auto")
+        if dual:
+            return solvers.solve_ridge_dual(X, cells, cell_w, alpha, c["targets"], sw)
+        if stats is None:
+            stats = solvers.sufficient_statistics(X, cells, c["targets"].shape[0], sw)
+        return solvers.solve_ridge(stats, cell_w, alpha, c["targets"])
+
+    def _loo_alpha(self, cell_w):
+        c = self._fit_ctx
+        best, _ = solvers.select_alpha_loo(c["X"], c["cell_idx"], cell_w, c["targets"],
+                                           sample_weight=c["sw"])
+        return float(best)
+
+    @staticmethod
+    def _average(fits):
+        W = np.mean([f.coef for f in fits], axis=0)
+        b = np.mean([f.intercept for f in fits], axis=0)
+        return W, b
+
+    def _make_score(self, X_val, y_val, groups_val, unit_of_cell, cell_class, cell_idx,
+                    unit_labels, rng):
+        """Score hook for ``tuned``: worst-unit accuracy on validation data or CV."""
+        c = self._fit_ctx
+        K = self.classes_.size
+        loss = self.loss
+
+        def layer(cell_w, alpha, rows=None):
+            if loss == "square":
+                sol = self._ridge(cell_w, alpha, rows)
+                return sol.coef, sol.intercept
+            r = slice(None) if rows is None else rows
+            y_idx = cell_class[c["cell_idx"][r]]
+            fit = solvers.solve_logistic(c["X"][r], y_idx, K,
+                                         c["sw"][r] * cell_w[c["cell_idx"][r]], alpha)
+            return fit.coef, fit.intercept
+
+        def worst(pred_idx, true_idx, units):
+            return min(np.mean(pred_idx[units == u] == true_idx[units == u])
+                       for u in np.unique(units))
+
+        if X_val is not None:
+            if y_val is None:
+                raise ValueError("X_val was given without y_val.")
+            Xv = validate_data(self, X_val, dtype=np.float64, reset=False)
+            yv = _labels_1d(y_val, "y_val", Xv.shape[0])
+            unknown = np.setdiff1d(yv, self.classes_)
+            if unknown.size:
+                raise ValueError(f"y_val has classes not seen in y: {unknown.tolist()!r}.")
+            yv_idx = np.searchsorted(self.classes_, yv)
+            if groups_val is not None:
+                uv = np.searchsorted(self.groups_, _labels_1d(groups_val, "groups_val",
+                                                              Xv.shape[0]))
+            else:
+                uv = yv_idx
+
+            def score(unit_w, alpha):
+                W, b = layer(unit_w[unit_of_cell], alpha)
+                return worst(np.argmax(Xv @ W + b, axis=1), yv_idx, uv)
+            return score
+
+        # Internal stratified CV: folds dealt round-robin within each cell.
+        n = c["X"].shape[0]
+        fold = np.empty(n, dtype=int)
+        for j in np.unique(cell_idx):
+            rows = rng.permutation(np.flatnonzero(cell_idx == j))
+            fold[rows] = np.arange(rows.size) % self.cv
+        y_all = cell_class[cell_idx]
+
+        def score(unit_w, alpha):
+            pred = np.empty(n, dtype=int)
+            for f in range(self.cv):
+                test = fold == f
+                W, b = layer(unit_w[unit_of_cell], alpha, np.flatnonzero(~test))
+                pred[test] = np.argmax(c["X"][test] @ W + b, axis=1)
+            return worst(pred, y_all, unit_labels)
+        return score
+
+    # ---------------------------------------------------------------- predict
+    def decision_function(self, X):
+        """Scores: shape (n_samples,) for two classes (positive = ``classes_[1]``),
+        else (n_samples, n_classes)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        scores = X @ self.coef_.T + self.intercept_
+        return scores.ravel() if self.classes_.size == 2 else scores
+
+    def predict(self, X):
+        """Predicted class labels."""
+        s = self.decision_function(X)
+        idx = (s > 0).astype(int) if s.ndim == 1 else np.argmax(s, axis=1)
+        return self.classes_[idx]
+
+    def _has_proba(self):
+        return self.loss == "logistic"
+
+    @available_if(_has_proba)
+    def predict_proba(self, X):
+        """Class probabilities (``loss="logistic"`` only)."""
+        s = self.decision_function(X)
+        if s.ndim == 1:
+            s = np.c_[np.zeros_like(s), s]
+        s = s - s.max(axis=1, keepdims=True)
+        p = np.exp(s)
+        return p / p.sum(axis=1, keepdims=True)
+
+    @available_if(_has_proba)
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba`."""
+        return np.log(self.predict_proba(X))
+
+    def report(self, X, y, groups=None):
+        """Per-class (and per-group) accuracy report as a JSON-ready dict."""
+        from .metrics import classification_report
+        return classification_report(np.asarray(y), self.predict(X), groups=groups)

@@ -1,0 +1,329 @@
+"""Weighting schemes: one function per scheme, one registry (:data:`WEIGHTINGS`).
+
+Every scheme maps a :class:`WeightingProblem` (per-unit counts, the target mixture,
+and hooks into the solver) to a :class:`Weighting`: one loss weight per *unit*
+(a class, or a group when group weights are asked for), scaled so that the mean
+weight over samples is one (``sum_u n_u omega_u = n``), which fixes the scale the
+ridge sees (theory.md section 1).
+
+Adding a scheme is adding one function and one entry in :data:`WEIGHTINGS`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ._validation import check_real
+from .dimension import DIMENSIONS, SPECTRAL_DIMENSIONS
+from .theory import optimal_class_weights, water_fill_leverage
+
+__all__ = [
+    "WEIGHTINGS",
+    "Weighting",
+    "WeightingProblem",
+    "compute_weighting",
+    "normalise_weights",
+]
+
+
+@dataclass
+class WeightingProblem:
+    """What a weighting scheme may look at.
+
+    Attributes
+    ----------
+    unit_counts : ndarray of shape (U,)
+        Samples (sum of sample weights) per weighting unit.
+    target : ndarray of shape (U,)
+        Target mixture over units (sums to one; uniform = balanced).
+    unit_of_cell : ndarray of shape (J,)
+        Unit index of each solver cell (cells are classes, or (class, group) pairs).
+    n_features : int
+        Feature dimension ``d``.
+    alpha : float
+        Ridge of the (1/n)-scaled objective the weights will be used with.
+    leverage : callable, optional
+        ``leverage(cell_weights) -> (cell_leverage, df)``: per-cell sums of the
+        weighted hat-matrix diagonal and its trace, for the data-driven scheme.
+    X, unit_labels : ndarray, optional
+        Features and per-row unit index, for schemes that look at the data
+        (``optimal_theory``'s dimension estimate, ``downsample``'s subsets).
+    spectrum : ndarray, optional
+        Eigenvalues of the feature covariance (used instead of ``X`` for the
+        spectral dimension estimates when given).
+    score : callable, optional
+        ``score(unit_weights, alpha) -> float`` (higher is better), for ``tuned``.
+    random_state : numpy Generator
+    """
+
+    unit_counts: np.ndarray
+    target: np.ndarray
+    unit_of_cell: np.ndarray
+    n_features: int
+    alpha: float = 0.0
+    leverage: Callable | None = None
+    X: np.ndarray | None = None
+    unit_labels: np.ndarray | None = None
+    spectrum: np.ndarray | None = None
+    score: Callable | None = None
+    random_state: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+
+
+@dataclass
+class Weighting:
+    """Result of a scheme.
+
+    Attributes
+    ----------
+    weights : ndarray of shape (U,)
+        Loss weight per unit, mean one over samples.
+    feasible : bool
+        False when the scheme could not reach its goal (``optimal``: no finite
+        weights equalise the units' shares of the degrees of freedom).
+    df : float or None
+        Degrees of freedom the scheme used, when it used any.
+    subsets : list of ndarray, optional
+        Row indices of the balanced subsets to fit and average (``downsample``).
+    alpha : float or None
+        A ridge the scheme chose itself (``tuned``), else None.
+    info : dict
+        Scheme-specific diagnostics (JSON-ready).
+    """
+
+    weights: np.ndarray
+    feasible: bool = True
+    df: float | None = None
+    subsets: list | None = None
+    alpha: float | None = None
+    info: dict = field(default_factory=dict)
+
+
+def normalise_weights(weights, counts):
+    """Scale ``weights`` so that ``sum_u counts_u weights_u = sum_u counts_u``."""
+    w = np.asarray(weights, dtype=float)
+    c = np.asarray(counts, dtype=float)
+    return w * (c.sum() / float(c @ w))
+
+
+def _importance(problem):
+    return problem.target / problem.unit_counts
+
+
+def weighting_none(problem):
+    """Unweighted ERM: every sample weighs one."""
+    return Weighting(np.ones_like(problem.unit_counts, dtype=float))
+
+
+def weighting_balanced(problem):
+    """Ratio of priors (importance weights ``p*_u / n_u``).
+
+    With the uniform target this is scikit-learn's ``class_weight="balanced"``,
+    ``n / (K n_u)``, which already has mean one over samples.
+    """
+    return Weighting(normalise_weights(_importance(problem), problem.unit_counts))
+
+
+def weighting_sqrt(problem):
+    """Square root of the ratio of priors: ``(p*_u / n_u)^(1/2)``."""
+    return Weighting(normalise_weights(np.sqrt(_importance(problem)), problem.unit_counts))
+
+
+def weighting_effective_number(problem, beta=0.999):
+    """Class-balanced loss of Cui et al. (2019): ``omega_u ~ p*_u (1 - beta) / (1 - beta^n_u)``.
+
+    ``beta -> 0`` gives no weighting, ``beta -> 1`` the ratio of priors.
+    """
+    b = check_real(beta, "beta", 0.0, 1.0, closed="left")
+    n_u = problem.unit_counts
+    eff = (1.0 - b ** n_u) / (1.0 - b) if b > 0 else np.ones_like(n_u)
+    w = problem.target * len(n_u) / eff
+    return Weighting(normalise_weights(w, n_u), info={"beta": b})
+
+
+def weighting_upsample(problem):
+    """Upsampling: repeat each unit's samples ``round(max_u (n_u/p*_u) p*_u / n_u)`` times.
+
+    Repeating rows is the same objective as integer weights; with the mean-one
+    scale this is the ratio of priors rounded to whole repeats.
+    """
+    ratio = _importance(problem)
+    reps = np.maximum(np.rint(ratio / ratio.min()), 1.0)
+    return Weighting(normalise_weights(reps, problem.unit_counts),
+                     info={"repeats": reps.astype(int).tolist()})
+
+
+def weighting_downsample(problem, n_subsets=10):
+    """Downsampling as in DFR: fit on ``n_subsets`` random subsets that follow the
+    target mixture with as many rows as the data allow, and average the layers.
+
+    Returns unit weights of one and the subsets' row indices.
+    """
+    if problem.unit_labels is None:
+        raise ValueError("weighting='downsample' needs the per-row unit labels.")
+    labels = problem.unit_labels
+    rows_per_unit = np.bincount(labels, minlength=problem.unit_counts.size)
+    p = problem.target
+    keep = p > 0
+    scale = np.min(rows_per_unit[keep] / p[keep])
+    take = np.where(keep, np.floor(scale * p + 1e-9), 0).astype(int)
+    take[keep] = np.maximum(take[keep], 1)
+    rng = problem.random_state
+    index = [np.flatnonzero(labels == u) for u in range(problem.unit_counts.size)]
+    subsets = [
+        np.sort(np.concatenate([rng.choice(index[u], take[u], replace=False)
+                                for u in range(take.size) if take[u] > 0]))
+        for _ in range(int(n_subsets))
+    ]
+    return Weighting(np.ones_like(problem.unit_counts, dtype=float), subsets=subsets,
+                     info={"rows_per_unit": take.tolist(), "n_subsets": int(n_subsets)})
+
+
+def weighting_optimal_theory(problem, dim="pca99", max_leverage=0.95):
+    """Closed form of theory.md section 4 with an effective dimension.
+
+    ``omega_u ~ p*_u / (n_u - d_eff p*_u)`` with ``d_eff`` from ``dim``:
+    ``"pca99"`` (the paper's heuristic), ``"participation_ratio"``, ``"df"`` (the
+    trace of the hat matrix of the balanced fit, intercept included), ``"d"`` (the
+    raw feature dimension) or a number. Ridgeless form: the dimension stands in for
+    the degrees of freedom.
+    """
+    fit_intercept = True
+    if isinstance(dim, str):
+        if dim == "d":
+            d_eff = float(problem.n_features)
+        elif dim == "df":
+            if problem.leverage is None:
+                raise ValueError("dim='df' needs the solver's leverage hook.")
+            w0 = weighting_balanced(problem).weights
+            _, d_eff = problem.leverage(w0[problem.unit_of_cell])
+            fit_intercept = False  # the trace already counts the intercept
+        elif dim in DIMENSIONS:
+            if problem.spectrum is not None:
+                d_eff = float(SPECTRAL_DIMENSIONS[dim](problem.spectrum))
+            elif problem.X is not None:
+                d_eff = float(DIMENSIONS[dim](problem.X))
+            else:
+                raise ValueError(f"dim={dim!r} needs the features or their spectrum.")
+        else:
+            raise ValueError(
+                "The 'dim' parameter of optimal_theory must be one of "
+                f"{sorted([*DIMENSIONS, 'd', 'df'])} or a number. Got {dim!r} instead.")
+    else:
+        d_eff = check_real(dim, "dim", 0.0, None)
+    opt = optimal_class_weights(np.maximum(np.rint(problem.unit_counts), 1).astype(int), d_eff,
+                                target=problem.target, fit_intercept=fit_intercept,
+                                max_leverage=max_leverage)
+    w = normalise_weights(opt.weights, problem.unit_counts)
+    return Weighting(w, feasible=opt.feasible, df=opt.df,
+                     info={"dim": dim, "effective_dimension": d_eff, "message": opt.message})
+
+
+def weighting_optimal(problem, max_leverage=0.95, tol=1e-6, max_iter=100):
+    """Data-driven optimal weights: equal shares of the actual degrees of freedom.
+
+    Chooses weights so that each unit's sum of weighted leverages is its target
+    share of their total, ``L_u = p*_u df`` (theory.md section 4): with per-cell
+    Gram matrices and ``A = sum_j omega_j G~_j + alpha n R``, ``L_u = sum_{j in u}
+    omega_j tr(A^{-1} G~_j)``. No latent dimension is needed.
+
+    Iteration: from the current leverages ``a_u = L_u / n_u`` read off
+    ``k_u = a_u / ((1 - a_u) omega_u)`` (the fixed point's ``k``, one per unit for
+    general covariance) and set ``omega_u = a*_u / ((1 - a*_u) k_u)`` with
+    ``a*_u = df p*_u / n_u``; rescale to mean one; repeat. Converges in a few steps
+    because ``k_u`` moves slowly with the weights.
+
+    Infeasible case (``n_u <= df p*_u`` for some u; ridgeless, no finite weights
+    equalise): the target leverages are water-filled
+    (:func:`lastlayer.theory.water_fill_leverage`), so a unit that cannot carry
+    its share is held at average leverage ``max_leverage`` and the others share
+    the rest of the actual df; ``feasible=False``. The same cap applies when
+    equal shares would need a leverage above ``max_leverage`` (with ridge).
+    """
+    if problem.leverage is None:
+        raise ValueError("weighting='optimal' needs the solver's leverage hook.")
+    cap = check_real(max_leverage, "max_leverage", 0.0, 1.0, closed="neither")
+    n_u = problem.unit_counts
+    p = problem.target
+    cells = problem.unit_of_cell
+    # Start from the closed form with the raw dimension (exact for isotropic features).
+    w = weighting_optimal_theory(problem, dim="d", max_leverage=max_leverage).weights
+    history = []
+    for it in range(1, max_iter + 1):
+        cell_lev, df = problem.leverage(w[cells])
+        L = np.bincount(cells, weights=cell_lev, minlength=n_u.size)
+        a_target = water_fill_leverage(n_u, p, df, cap)
+        gap = float(np.max(np.abs(L / n_u - a_target)))
+        history.append(gap)
+        if gap < tol:
+            break
+        a = np.clip(L / n_u, 1e-12, 1.0 - 1e-12)
+        k_u = a / ((1.0 - a) * w)
+        w_new = np.where(p > 0, a_target / ((1.0 - a_target) * k_u), 0.0)
+        w_new = normalise_weights(w_new, n_u)
+        if np.allclose(w_new, w, rtol=1e-13, atol=0):
+            break
+        w = w_new
+    pos = p > 0
+    feasible = bool(np.all(n_u[pos] > df * p[pos]))
+    capped = bool(np.any(np.isclose(a_target, cap)))
+    info = {"iterations": it, "leverage_gap": history[-1], "shares": (L / df).tolist(),
+            "capped": capped}
+    if capped:
+        info["message"] = (
+            ("No finite weights give every unit its share" if not feasible else
+             "Equal shares would need a leverage above max_leverage")
+            + f" of df={df:.4g}: unit(s) {np.flatnonzero(np.isclose(a_target, cap)).tolist()} "
+            f"held at average leverage {cap:g}; the others share the rest.")
+    return Weighting(w, feasible=feasible, df=float(df), info=info)
+
+
+def weighting_tuned(problem, powers=None, alphas=None):
+    """The expensive baseline: grid search on validation data or internal CV.
+
+    Searches the power family ``omega_u ~ (p*_u / n_u)^beta`` (``beta = 0`` is
+    no weighting, 1 the ratio of priors) jointly with ``alphas`` (default: only
+    the problem's alpha), maximising ``problem.score(unit_weights, alpha)``.
+    """
+    if problem.score is None:
+        raise ValueError("weighting='tuned' needs a score hook (validation data or CV).")
+    powers = np.linspace(0.0, 2.0, 9) if powers is None else np.asarray(powers, float)
+    alphas = [problem.alpha] if alphas is None else list(alphas)
+    imp = _importance(problem)
+    best = (-math.inf, None, None)
+    table = []
+    for beta in powers:
+        w = normalise_weights(imp**beta, problem.unit_counts)
+        for a in alphas:
+            s = float(problem.score(w, a))
+            table.append({"power": float(beta), "alpha": float(a), "score": s})
+            if s > best[0]:
+                best = (s, w, (float(beta), float(a)))
+    score, w, (beta, a) = best
+    return Weighting(w, alpha=a, info={"power": beta, "alpha": a, "score": score,
+                                       "grid": table})
+
+
+WEIGHTINGS = {
+    "none": weighting_none,
+    "balanced": weighting_balanced,
+    "sqrt": weighting_sqrt,
+    "effective_number": weighting_effective_number,
+    "upsample": weighting_upsample,
+    "downsample": weighting_downsample,
+    "optimal_theory": weighting_optimal_theory,
+    "optimal": weighting_optimal,
+    "tuned": weighting_tuned,
+}
+
+
+def compute_weighting(name, problem, **options):
+    """Run the scheme ``name`` from :data:`WEIGHTINGS` on ``problem``."""
+    if name not in WEIGHTINGS:
+        raise ValueError(
+            f"The 'weighting' parameter must be one of {sorted(WEIGHTINGS)} or a dict of "
+            f"per-class weights. Got {name!r} instead.")
+    return WEIGHTINGS[name](problem, **options)
