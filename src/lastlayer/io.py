@@ -1,0 +1,1063 @@
+"""Reading and writing penultimate-layer features and fitted last layers.
+
+Feature files
+-------------
+:func:`load_features` reads one held-out set of penultimate-layer features ``X`` of
+shape ``(n_samples, n_features)``, its labels ``y`` and, optionally, group labels
+``groups``. The format is chosen by the file suffix (case-insensitive):
+
+``.npz``
+    Arrays ``X``, ``y`` (the key is ``label_column``) and, optionally, ``groups``
+    (``group_column``). Read with ``allow_pickle=False``: files that hold object
+    arrays are refused, since lastlayer never unpickles user files.
+``.npy``
+    Features alone; labels come from ``labels=`` (a ``.npy`` path or an array).
+    When ``labels`` is None the file must be named ``X.npy``; its labels are then
+    ``y.npy`` in the same directory and its groups ``groups.npy`` there if that
+    file exists. A directory holding ``X.npy`` may be passed instead of the file.
+    ``mmap=True`` memory-maps the features (``np.load(..., mmap_mode="r")``).
+``.csv``
+    A header row; the label column (``label_column``, default ``"y"``), an optional
+    group column (``group_column``, default ``"groups"``) and numeric feature
+    columns (every other column, in file order). An empty cell is a missing value.
+    A label column whose cells all parse as integers gives integer labels, all as
+    numbers gives float labels, none as numbers gives string labels; a mix is an
+    error.
+``.parquet``
+    The same column convention as CSV, or one list / fixed-size-list column named
+    ``X`` holding each row's features (what :func:`save_features` writes). Needs
+    pyarrow.
+``.safetensors``
+    Tensors ``X``, ``y`` and, optionally, ``groups``. Safetensors holds numbers
+    only, so string labels are stored as integer codes into a JSON list kept in
+    the header metadata under ``"<name>_classes"`` (what :func:`save_features`
+    writes). Needs safetensors (no torch).
+
+The optional readers import lazily and fail with ``pip install "lastlayer[io]"``.
+
+Every writer is atomic: the bytes go to a temporary file in the target's directory,
+which is flushed, fsynced and renamed over the target with :func:`os.replace`. On any
+error the temporary file is removed and an existing target is left untouched.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import json
+import math
+import numbers
+import os
+import secrets
+import stat
+import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "FeatureSet",
+    "SUPPORTED_SUFFIXES",
+    "load_features",
+    "validate_features",
+    "save_features",
+    "save_npz",
+    "save_layer",
+    "load_layer",
+    "atomic_write_bytes",
+    "atomic_write_text",
+]
+
+SUPPORTED_SUFFIXES = (".npz", ".npy", ".csv", ".parquet", ".safetensors")
+_WRITABLE_SUFFIXES = (".npz", ".csv", ".parquet", ".safetensors")
+_IO_HINT = 'pip install "lastlayer[io]"'
+_LAYER_FORMAT = "lastlayer.layer/1"
+_DEFAULT_GROUP_COLUMN = "groups"
+
+
+# --------------------------------------------------------------------------- #
+# Validation
+# --------------------------------------------------------------------------- #
+
+
+def _where(source):
+    return f" in '{source}'" if source else ""
+
+
+def _kind_of(value):
+    """Type family of one label value: 'missing', 'bool', 'int', 'float', 'str', ..."""
+    if value is None:
+        return "missing"
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, numbers.Integral):
+        return "int"
+    if isinstance(value, numbers.Real):
+        return "missing" if math.isnan(float(value)) else "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, bytes):
+        return "bytes"
+    return type(value).__name__
+
+
+def _as_labels(values, name, *, source=None):
+    """Return ``values`` as a 1-D label array of one type family, else raise ValueError.
+
+    Accepted: integer, bool, float (finite) and unicode arrays, object arrays whose
+    entries are all numbers or all strings (converted to a numeric or ``<U``
+    array), and byte strings (decoded as UTF-8). Missing values (None, NaN, inf)
+    and mixed numbers and strings are refused.
+    """
+    where = _where(source)
+    # np.asarray(["a", 1]) would silently turn the 1 into "1": inspect lists entry by entry
+    arr = np.asarray(values, dtype=object if isinstance(values, (list, tuple)) else None)
+    if arr.ndim != 1:
+        hint = ""
+        if arr.ndim == 2 and 1 in arr.shape:
+            hint = f" Use {name}.ravel() for a column vector."
+        raise ValueError(
+            f"{name}{where} must be a 1-D array of labels. "
+            f"Got an array of shape {arr.shape} instead.{hint}"
+        )
+    if arr.dtype.kind == "S":
+        arr = np.char.decode(arr, "utf-8")
+    if arr.dtype.kind == "O":
+        kinds = {}
+        for i, v in enumerate(arr):
+            kinds.setdefault(_kind_of(v), (i, v))
+        if "missing" in kinds:
+            n_missing = sum(_kind_of(v) == "missing" for v in arr)
+            i, v = kinds["missing"]
+            raise ValueError(
+                f"{name}{where} must not have missing values. Got {n_missing} missing "
+                f"value(s) (first at index {i}: {v!r})."
+            )
+        families = {"str" if k == "bytes" else ("number" if k in ("bool", "int", "float") else k)
+                    for k in kinds}
+        if len(families) > 1:
+            found = ", ".join(f"{k} (e.g. {v!r} at index {i})" for k, (i, v) in kinds.items())
+            raise ValueError(
+                f"{name}{where} has labels of mixed types: {found}. Labels must be all "
+                f"numbers or all strings."
+            )
+        family = families.pop() if families else "empty"
+        if family == "empty":
+            arr = arr.astype(np.float64)
+        elif family == "str":
+            arr = np.asarray([v.decode("utf-8") if isinstance(v, bytes) else v for v in arr],
+                             dtype=str)
+        elif family == "number":
+            if "float" in kinds:
+                arr = arr.astype(np.float64)
+            elif "int" in kinds:
+                arr = arr.astype(np.int64)
+            else:
+                arr = arr.astype(bool)
+        else:
+            raise ValueError(
+                f"{name}{where} must hold numbers or strings. Got values of type "
+                f"{family} (e.g. {kinds[family][1]!r})."
+            )
+    if arr.dtype.kind not in "biufU":
+        raise ValueError(
+            f"{name}{where} must hold numbers or strings. Got an array of dtype "
+            f"{arr.dtype} instead."
+        )
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(
+                f"{name}{where} must not have missing values. Got {int(bad.sum())} "
+                f"NaN/inf value(s) (first at index {i})."
+            )
+    return arr
+
+
+def _label_family(arr):
+    """'str' for unicode label arrays, 'number' otherwise (after :func:`_as_labels`)."""
+    return "str" if arr.dtype.kind == "U" else "number"
+
+
+def _first_non_finite(X):
+    bad = ~np.isfinite(X)
+    count = int(bad.sum())
+    flat = int(np.argmax(bad.ravel()))
+    row, col = divmod(flat, X.shape[1])
+    n_nan = int(np.isnan(X).sum())
+    return count, n_nan, row, col
+
+
+def validate_features(X, y, groups=None, *, source=None):
+    """Check and normalise a feature matrix, its labels and optional groups.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Features. float32 and float64 are kept (memory maps stay memory maps);
+        float16 becomes float32; integer and bool become float64.
+    y : array-like of shape (n_samples,)
+        Labels, all numbers or all strings, no missing values. Object arrays of
+        strings become unicode (``<U``) arrays, never object arrays.
+    groups : array-like of shape (n_samples,), optional
+        Group labels, under the same rules as ``y``.
+    source : str, optional
+        Where the arrays came from, named in error messages.
+
+    Returns
+    -------
+    X, y, groups : ndarray
+        ``groups`` is None when not given.
+
+    Raises
+    ------
+    ValueError
+        ``X`` not 2-D, empty, not numeric or not finite (the message gives the count
+        of non-finite values and the first row and column); ``y`` or ``groups`` not
+        1-D, of another length than ``X``, with missing values or of mixed types.
+    """
+    where = _where(source)
+    if not isinstance(X, np.memmap):
+        X = np.asarray(X)
+    if X.dtype.kind == "O":
+        try:
+            X = X.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"X{where} must be numeric. Got an object array whose entries are not "
+                f"all numbers."
+            ) from None
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"X{where} must be numeric. Got an array of dtype {X.dtype} instead.")
+    if X.ndim == 1:
+        raise ValueError(
+            f"X{where} must be 2-D of shape (n_samples, n_features). Got a 1-D array of "
+            f"shape {X.shape} instead; use X.reshape(-1, 1) for a single feature or "
+            f"X.reshape(1, -1) for a single sample."
+        )
+    if X.ndim != 2:
+        raise ValueError(
+            f"X{where} must be 2-D of shape (n_samples, n_features). Got an array of "
+            f"shape {X.shape} instead."
+        )
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(
+            f"X{where} must be non-empty. Got shape {X.shape} "
+            f"({X.shape[0]} samples, {X.shape[1]} features)."
+        )
+    if X.dtype == np.float16:
+        X = X.astype(np.float32)
+    elif X.dtype.kind != "f":
+        X = X.astype(np.float64)
+    # A finite sum proves every entry finite without a boolean copy of X; an
+    # overflowing (or non-finite) sum falls back to the exact check.
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = X.sum(dtype=np.float64)
+    if not np.isfinite(total) and not np.isfinite(X).all():
+        count, n_nan, row, col = _first_non_finite(X)
+        raise ValueError(
+            f"X{where} must be finite. Got {count} non-finite value(s) ({n_nan} NaN, "
+            f"{count - n_nan} inf); the first is at row {row}, column {col}."
+        )
+    y = _as_labels(y, "y", source=source)
+    if len(y) != X.shape[0]:
+        raise ValueError(
+            f"y{where} must have one label per row of X. Got len(y) = {len(y)} and "
+            f"len(X) = {X.shape[0]}."
+        )
+    if groups is not None:
+        groups = _as_labels(groups, "groups", source=source)
+        if len(groups) != X.shape[0]:
+            raise ValueError(
+                f"groups{where} must have one entry per row of X. Got len(groups) = "
+                f"{len(groups)} and len(X) = {X.shape[0]}."
+            )
+    return X, y, groups
+
+
+@dataclass(eq=False)
+class FeatureSet:
+    """Features, labels and optional groups of one held-out set.
+
+    Construction validates and normalises the arrays with :func:`validate_features`.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        float32 or float64, finite (a memory map when loaded with ``mmap=True``).
+    y : ndarray of shape (n_samples,)
+        Labels: numbers or unicode strings, never mixed, never object.
+    groups : ndarray of shape (n_samples,) or None
+        Group labels under the same rules as ``y``.
+    source : str
+        The path the arrays came from (``"<memory>"`` when built from arrays).
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray | None = None
+    source: str = "<memory>"
+
+    def __post_init__(self):
+        self.source = str(self.source)
+        self.X, self.y, self.groups = validate_features(
+            self.X, self.y, self.groups, source=self.source
+        )
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.X.shape[1])
+
+    @property
+    def classes(self) -> np.ndarray:
+        """Sorted distinct labels."""
+        return np.unique(self.y)
+
+    def __repr__(self):
+        groups = "None" if self.groups is None else f"{len(np.unique(self.groups))} groups"
+        return (
+            f"FeatureSet(n_samples={self.n_samples}, n_features={self.n_features}, "
+            f"dtype={self.X.dtype}, classes={self.classes.tolist()!r}, groups={groups}, "
+            f"source={self.source!r})"
+        )
+
+
+# --------------------------------------------------------------------------- #
+# Optional dependencies
+# --------------------------------------------------------------------------- #
+
+
+def _import_pyarrow():
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError as exc:
+        raise ImportError(
+            f"Reading and writing .parquet files needs pyarrow: {_IO_HINT}"
+        ) from exc
+    return pyarrow, pyarrow.parquet
+
+
+def _import_safetensors():
+    try:
+        import safetensors
+        import safetensors.numpy
+    except ImportError as exc:
+        raise ImportError(
+            f"Reading and writing .safetensors files needs safetensors: {_IO_HINT}"
+        ) from exc
+    return safetensors, safetensors.numpy
+
+
+# --------------------------------------------------------------------------- #
+# Readers
+# --------------------------------------------------------------------------- #
+
+
+def _pickle_error(path, exc):
+    if "Object arrays" in str(exc):
+        return ValueError(
+            f"'{path}' contains pickled objects; lastlayer never unpickles user files. "
+            f"Save X and y as numeric/string arrays (np.savez(path, X=X, y=y))."
+        )
+    return ValueError(
+        f"'{path}' is not a NumPy .npz/.npy file (numpy could only read it as a pickle, "
+        f"and lastlayer never unpickles user files). Save X and y as numeric/string "
+        f"arrays (np.savez(path, X=X, y=y))."
+    )
+
+
+@contextmanager
+def _open_npz(path):
+    """``np.load(path, allow_pickle=False)`` of a .npz file, with clear errors."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise _pickle_error(path, exc) from None
+        raise
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise ValueError(f"'{path}' is not a readable .npz file: {exc}.") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(
+            f"'{path}' holds a single .npy array, not a .npz archive of named arrays. "
+            f"Rename it to .npy, or save X and y with np.savez(path, X=X, y=y)."
+        )
+    with data:
+        try:
+            yield data
+        except ValueError as exc:
+            if "allow_pickle" in str(exc):
+                raise _pickle_error(path, exc) from None
+            raise
+
+
+def _missing_key(path, kind, name, found, param=None):
+    what = f"(set by {param}=)" if param else "(the features)"
+    return ValueError(
+        f"'{path}' has no {kind} named '{name}' {what}. Found {kind}s: {sorted(found)!r}."
+    )
+
+
+def _read_npz(path, label_column, group_column):
+    with _open_npz(path) as data:
+        keys = set(data.files)
+        if "X" not in keys:
+            raise _missing_key(path, "array", "X", keys)
+        if label_column not in keys:
+            raise _missing_key(path, "array", label_column, keys, "label_column")
+        X = data["X"]
+        y = data[label_column]
+        groups = _optional(data, keys, group_column, path, "array")
+    return X, y, groups
+
+
+def _optional(data, keys, group_column, path, kind):
+    if group_column is None:
+        return None
+    if group_column in keys:
+        return data[group_column]
+    if group_column != _DEFAULT_GROUP_COLUMN:
+        raise _missing_key(path, kind, group_column, keys, "group_column")
+    return None
+
+
+def _load_npy(path, mmap):
+    try:
+        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise _pickle_error(path, exc) from None
+        raise
+
+
+def _npy_companion(value, name, path):
+    """Labels or groups for a .npy feature file: a .npy path or an array."""
+    if isinstance(value, (str, os.PathLike)):
+        p = Path(value)
+        if p.suffix.lower() != ".npy":
+            raise ValueError(
+                f"The '{name}' parameter must be a .npy path or an array when the "
+                f"features are a .npy file ('{path}'). Got the path '{p}' instead."
+            )
+        if not p.is_file():
+            raise FileNotFoundError(f"{name} file '{p}' (for features '{path}') not found.")
+        return _load_npy(p, mmap=False)
+    return np.asarray(value)
+
+
+def _read_npy(path, labels, groups, mmap):
+    if labels is None:
+        if path.name != "X.npy":
+            raise ValueError(
+                f"The 'labels' parameter is required for '{path}': pass a .npy path or "
+                f"an array. Without it the features file must be named X.npy, and its "
+                f"labels are read from y.npy (and groups from groups.npy, if present) "
+                f"in the same directory."
+            )
+        labels = path.with_name("y.npy")
+        if not labels.is_file():
+            raise FileNotFoundError(
+                f"'{path}' is named X.npy, so its labels are read from '{labels}', which "
+                f"does not exist. Pass labels= explicitly."
+            )
+        if groups is None and path.with_name("groups.npy").is_file():
+            groups = path.with_name("groups.npy")
+    X = _load_npy(path, mmap)
+    y = _npy_companion(labels, "labels", path)
+    g = None if groups is None else _npy_companion(groups, "groups", path)
+    return X, y, g
+
+
+def _parse_numeric_cell(text):
+    try:
+        return int(text), "int"
+    except ValueError:
+        pass
+    try:
+        return float(text), "float"
+    except ValueError:
+        return text, "str"
+
+
+def _parse_label_column(cells, name, path):
+    """Parse one CSV column of labels: all ints, all numbers or all text."""
+    missing = [i for i, c in enumerate(cells) if not c.strip()]
+    if missing:
+        raise ValueError(
+            f"Column '{name}' in '{path}' must not have missing values. Got "
+            f"{len(missing)} empty cell(s) (first at data row {missing[0]})."
+        )
+    parsed = [_parse_numeric_cell(c.strip()) for c in cells]
+    kinds = {}
+    for i, (_, k) in enumerate(parsed):
+        kinds.setdefault(k, i)
+    if "str" in kinds and len(kinds) > 1:
+        found = ", ".join(
+            f"{'text' if k == 'str' else k} (e.g. {cells[i]!r} at data row {i})"
+            for k, i in kinds.items()
+        )
+        raise ValueError(
+            f"Column '{name}' in '{path}' has labels of mixed types: {found}. Labels must "
+            f"be all numbers or all text."
+        )
+    if "str" in kinds:
+        return np.asarray([c.strip() for c in cells], dtype=str)
+    if "float" in kinds:
+        return np.asarray([v for v, _ in parsed], dtype=np.float64)
+    return np.asarray([v for v, _ in parsed], dtype=np.int64)
+
+
+def _read_csv(path, label_column, group_column):
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise ValueError(f"'{path}' is empty; expected a header row and data rows.") from None
+        rows = [r for r in reader if r]
+    if label_column not in header:
+        raise ValueError(
+            f"'{path}' has no label column '{label_column}' (set by label_column=). "
+            f"Columns found: {header!r}."
+        )
+    use_groups = group_column is not None and group_column in header
+    if group_column is not None and not use_groups and group_column != _DEFAULT_GROUP_COLUMN:
+        raise ValueError(
+            f"'{path}' has no group column '{group_column}' (set by group_column=). "
+            f"Columns found: {header!r}."
+        )
+    for r, row in enumerate(rows):
+        if len(row) != len(header):
+            raise ValueError(
+                f"'{path}' data row {r} has {len(row)} cells; the header has "
+                f"{len(header)} columns."
+            )
+    columns = list(zip(*rows)) if rows else [() for _ in header]
+    label_idx = header.index(label_column)
+    group_idx = header.index(group_column) if use_groups else None
+    feature_idx = [j for j in range(len(header)) if j not in (label_idx, group_idx)]
+    if not feature_idx:
+        raise ValueError(
+            f"'{path}' has no feature columns; columns found: {header!r} "
+            f"(label column '{label_column}')."
+        )
+    y = _parse_label_column(columns[label_idx], label_column, path)
+    groups = (_parse_label_column(columns[group_idx], group_column, path)
+              if use_groups else None)
+    X = np.empty((len(rows), len(feature_idx)), dtype=np.float64)
+    for out, j in enumerate(feature_idx):
+        try:
+            X[:, out] = np.asarray(columns[j], dtype=str).astype(np.float64)
+        except ValueError:
+            values = []
+            for r, cell in enumerate(columns[j]):
+                try:
+                    values.append(float(cell))
+                except ValueError:
+                    raise ValueError(
+                        f"Feature column '{header[j]}' in '{path}' must be numeric. Got "
+                        f"{cell!r} at data row {r}."
+                    ) from None
+            X[:, out] = values
+    return X, y, groups
+
+
+def _arrow_column_to_numpy(pa, column):
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    return column.to_numpy()
+
+
+def _read_parquet(path, label_column, group_column):
+    pa, pq = _import_pyarrow()
+    table = pq.read_table(path)
+    names = list(table.column_names)
+    if label_column not in names:
+        raise ValueError(
+            f"'{path}' has no label column '{label_column}' (set by label_column=). "
+            f"Columns found: {names!r}."
+        )
+    use_groups = group_column is not None and group_column in names
+    if group_column is not None and not use_groups and group_column != _DEFAULT_GROUP_COLUMN:
+        raise ValueError(
+            f"'{path}' has no group column '{group_column}' (set by group_column=). "
+            f"Columns found: {names!r}."
+        )
+    y = _arrow_column_to_numpy(pa, table.column(label_column))
+    groups = _arrow_column_to_numpy(pa, table.column(group_column)) if use_groups else None
+    # pandas' to_parquet may store a non-default index as "__index_level_<k>__"
+    rest = [c for c in names if c not in (label_column, group_column if use_groups else None)
+            and not (c.startswith("__index_level_") and c.endswith("__"))]
+    if "X" in rest and (pa.types.is_list(table.schema.field("X").type)
+                        or pa.types.is_large_list(table.schema.field("X").type)
+                        or pa.types.is_fixed_size_list(table.schema.field("X").type)):
+        others = [c for c in rest if c != "X"]
+        if others:
+            raise ValueError(
+                f"'{path}' has a list column 'X' of features and also other columns "
+                f"{others!r}. Use either one list column 'X' or numeric feature columns, "
+                f"not both."
+            )
+        X = _list_column_to_matrix(pa, table.column("X"), path)
+    else:
+        if not rest:
+            raise ValueError(
+                f"'{path}' has no feature columns; columns found: {names!r} "
+                f"(label column '{label_column}')."
+            )
+        cols = []
+        for c in rest:
+            t = table.schema.field(c).type
+            if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
+                raise ValueError(
+                    f"Feature column '{c}' in '{path}' must be numeric. Got type {t}. "
+                    f"Feature columns are every column except '{label_column}' and "
+                    f"'{group_column}'."
+                )
+            cols.append(table.column(c).to_numpy())
+        X = np.column_stack(cols) if cols else np.empty((table.num_rows, 0))
+    return X, y, groups
+
+
+def _list_column_to_matrix(pa, column, path):
+    import pyarrow.compute as pc
+
+    arr = column.combine_chunks()
+    n = len(arr)
+    if arr.null_count:
+        raise ValueError(f"List column 'X' in '{path}' has {arr.null_count} null row(s).")
+    if pa.types.is_fixed_size_list(arr.type):
+        width = arr.type.list_size
+    else:
+        lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
+        width = int(lengths[0]) if n else 0
+        if n and not np.all(lengths == width):
+            r = int(np.argmax(lengths != width))
+            raise ValueError(
+                f"List column 'X' in '{path}' must hold rows of equal length. Row 0 has "
+                f"{width} features and row {r} has {int(lengths[r])}."
+            )
+    values = arr.flatten().to_numpy(zero_copy_only=False)
+    return values.reshape(n, width)
+
+
+def _read_safetensors(path, label_column, group_column):
+    safetensors, _ = _import_safetensors()
+    with safetensors.safe_open(str(path), framework="np") as f:
+        keys = set(f.keys())
+        meta = f.metadata() or {}
+        if "X" not in keys:
+            raise _missing_key(path, "tensor", "X", keys)
+        if label_column not in keys:
+            raise _missing_key(path, "tensor", label_column, keys, "label_column")
+        X = f.get_tensor("X")
+        y = _decode_codes(f.get_tensor(label_column), meta, label_column, path)
+        groups = None
+        if group_column is not None:
+            if group_column in keys:
+                groups = _decode_codes(f.get_tensor(group_column), meta, group_column, path)
+            elif group_column != _DEFAULT_GROUP_COLUMN:
+                raise _missing_key(path, "tensor", group_column, keys, "group_column")
+    return X, y, groups
+
+
+def _decode_codes(codes, meta, name, path):
+    key = f"{name}_classes"
+    if key not in meta:
+        return codes
+    classes = np.asarray(json.loads(meta[key]), dtype=str)
+    codes = np.asarray(codes)
+    if codes.dtype.kind not in "iu" or (codes.size and (codes.min() < 0
+                                                        or codes.max() >= len(classes))):
+        raise ValueError(
+            f"Tensor '{name}' in '{path}' must hold integer codes in [0, {len(classes)}) "
+            f"into the metadata list '{key}'."
+        )
+    return classes[codes]
+
+
+def load_features(path, *, labels=None, groups=None, label_column="y",
+                  group_column="groups", mmap=False) -> FeatureSet:
+    """Read features, labels and optional groups from one file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.npz``, ``.npy``, ``.csv``, ``.parquet`` or ``.safetensors`` file (see
+        the module docstring for each layout), or a directory holding ``X.npy``.
+    labels : str, path-like or array-like, optional
+        Only for ``.npy`` features: a ``.npy`` file of labels, or the labels
+        themselves. When None, ``X.npy`` pairs with ``y.npy`` in its directory.
+    groups : str, path-like or array-like, optional
+        Only for ``.npy`` features: group labels, like ``labels``. When None and
+        the features are ``X.npy``, ``groups.npy`` beside it is used if present.
+    label_column : str, default "y"
+        Name of the label array, column or tensor (npz, csv, parquet, safetensors).
+    group_column : str or None, default "groups"
+        Name of the group array, column or tensor. With the default the groups are
+        optional (None when absent); any other name must be present. None skips
+        groups.
+    mmap : bool, default False
+        Memory-map ``.npy`` features read-only instead of reading them into memory.
+
+    Returns
+    -------
+    FeatureSet
+        Validated by :func:`validate_features`.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` (or the labels file) does not exist.
+    ValueError
+        Unsupported suffix, pickled content, a missing label column or array,
+        or arrays that fail :func:`validate_features`.
+    ImportError
+        pyarrow or safetensors missing for ``.parquet`` or ``.safetensors``.
+    """
+    path = Path(path)
+    if path.is_dir() and (path / "X.npy").is_file():
+        path = path / "X.npy"
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ValueError(
+            f"Unsupported feature file suffix {suffix!r} for '{path}'. Supported suffixes: "
+            f"{', '.join(SUPPORTED_SUFFIXES)}."
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"Feature file '{path}' not found.")
+    if suffix != ".npy":
+        for name, value in (("labels", labels), ("groups", groups)):
+            if value is not None:
+                raise ValueError(
+                    f"The '{name}' parameter is only used with .npy features; '{path}' "
+                    f"carries its own {name} (see label_column= and group_column=). "
+                    f"Got {name}={value!r:.60}."
+                )
+        if mmap:
+            raise ValueError(
+                f"The 'mmap' parameter is only supported for .npy features. Got mmap=True "
+                f"for '{path}'."
+            )
+    if suffix == ".npz":
+        X, y, g = _read_npz(path, label_column, group_column)
+    elif suffix == ".npy":
+        X, y, g = _read_npy(path, labels, groups, mmap)
+    elif suffix == ".csv":
+        X, y, g = _read_csv(path, label_column, group_column)
+    elif suffix == ".parquet":
+        X, y, g = _read_parquet(path, label_column, group_column)
+    else:
+        X, y, g = _read_safetensors(path, label_column, group_column)
+    return FeatureSet(X, y, g, source=str(path))
+
+
+# --------------------------------------------------------------------------- #
+# Atomic writers
+# --------------------------------------------------------------------------- #
+
+
+def _fsync_directory(directory):
+    if os.name == "nt":  # pragma: no cover - directories cannot be fsynced on Windows
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some filesystems refuse
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _atomic_open(path):
+    """Yield a binary file that replaces ``path`` only if the block completes.
+
+    The temporary file ``.<name>.<random>.tmp`` lives beside ``path``, so the final
+    :func:`os.replace` is a same-filesystem rename. New files get the usual
+    ``0o666 & ~umask`` permissions; an existing target keeps its mode.
+    """
+    path = Path(path)
+    directory = path.parent
+    if not directory.is_dir():
+        raise FileNotFoundError(f"Cannot write '{path}': directory '{directory}' does not exist.")
+    tmp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                 0o666)
+    try:
+        try:
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
+        except FileNotFoundError:
+            pass
+        with os.fdopen(fd, "wb") as f:
+            fd = None
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_directory(directory if str(directory) else ".")
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file, fsync, :func:`os.replace`)."""
+    if isinstance(data, str):
+        raise ValueError("The 'data' parameter must be bytes. Got str; use atomic_write_text.")
+    data = memoryview(data)
+    with _atomic_open(path) as f:
+        f.write(data)
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` as UTF-8 to ``path`` atomically. Newlines are written as given."""
+    if not isinstance(text, str):
+        raise ValueError(f"The 'text' parameter must be a str. Got {type(text).__name__}.")
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _no_object_array(name, value):
+    arr = np.asarray(value)
+    if arr.dtype.hasobject:
+        raise ValueError(
+            f"Array '{name}' has dtype object, which would need pickling; lastlayer files "
+            f"never contain pickles. Convert it first: np.asarray({name}, dtype=str) for "
+            f"strings, or .astype(float) for numbers."
+        )
+    return arr
+
+
+def save_npz(path, **arrays) -> None:
+    """Save named arrays to an uncompressed ``.npz`` file, atomically and without pickles.
+
+    The file is written as given (no ``.npz`` is appended) and reads back with
+    ``np.load(path, allow_pickle=False)``.
+
+    Raises
+    ------
+    ValueError
+        An array of object dtype (strings must be unicode arrays, dtype ``<U``).
+    """
+    arrays = {k: _no_object_array(k, v) for k, v in arrays.items()}
+    with _atomic_open(path) as f:
+        with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED,
+                             allowZip64=True) as zf:
+            for key, arr in arrays.items():
+                with zf.open(key + ".npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(arr), allow_pickle=False)
+
+
+def _csv_bytes(X, y, groups):
+    buf = _io.StringIO(newline="")
+    writer = csv.writer(buf, lineterminator="\n")
+    header = [f"x{j}" for j in range(X.shape[1])] + ["y"]
+    if groups is not None:
+        header.append("groups")
+    writer.writerow(header)
+    # str(float) is the shortest repr that reads back exactly
+    rows = np.asarray(X, dtype=np.float64).tolist()
+    label_cols = [y] + ([groups] if groups is not None else [])
+    label_lists = [(c.astype(np.int64) if c.dtype == bool else c).tolist() for c in label_cols]
+    for i, row in enumerate(rows):
+        writer.writerow(row + [lab[i] for lab in label_lists])
+    return buf.getvalue().encode("utf-8")
+
+
+def _check_csv_labels(values, name, path):
+    """Refuse string labels that would not read back as strings of one type."""
+    if values is None or values.dtype.kind != "U":
+        return
+    kinds = {_parse_numeric_cell(v.strip())[1] if v.strip() else "empty" for v in values}
+    if "empty" in kinds or ("str" in kinds and len(kinds) > 1):
+        raise ValueError(
+            f"Cannot write {name} to '{path}' as CSV: it mixes text labels with labels "
+            f"that read back as numbers or as missing (empty). Use .npz or .parquet, "
+            f"which keep string labels as they are."
+        )
+
+
+def _parquet_bytes(X, y, groups):
+    pa, pq = _import_pyarrow()
+    n, d = X.shape
+    flat = pa.array(np.ascontiguousarray(X).reshape(-1))
+    columns = {"X": pa.FixedSizeListArray.from_arrays(flat, d), "y": pa.array(y)}
+    if groups is not None:
+        columns["groups"] = pa.array(groups)
+    buf = pa.BufferOutputStream()
+    pq.write_table(pa.table(columns), buf)
+    return buf.getvalue().to_pybytes()
+
+
+def _safetensors_bytes(X, y, groups):
+    _, st_numpy = _import_safetensors()
+    tensors = {"X": np.ascontiguousarray(X)}
+    meta = {}
+    for name, values in (("y", y), ("groups", groups)):
+        if values is None:
+            continue
+        if values.dtype.kind == "U":
+            classes, codes = np.unique(values, return_inverse=True)
+            tensors[name] = codes.astype(np.int64)
+            meta[f"{name}_classes"] = json.dumps(classes.tolist())
+        else:
+            tensors[name] = np.ascontiguousarray(values)
+    return st_numpy.save(tensors, metadata=meta or None)
+
+
+def save_features(path, X, y, groups=None) -> None:
+    """Write features, labels and optional groups in the format named by the suffix.
+
+    ``.npz`` (arrays ``X``, ``y``, ``groups``), ``.csv`` (columns ``x0 ... x{d-1}``,
+    ``y``, ``groups``; features read back as float64, bool labels as 0/1),
+    ``.parquet`` (a fixed-size-list column ``X`` keeping the float dtype, and ``y``,
+    ``groups``) or ``.safetensors`` (tensors ``X``, ``y``, ``groups``; string labels
+    as integer codes plus metadata). Every format reads back with
+    :func:`load_features`. The arrays are validated first and written atomically.
+
+    Raises
+    ------
+    ValueError
+        Unsupported suffix, arrays failing :func:`validate_features`, or (CSV only)
+        string labels that would not read back as strings.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _WRITABLE_SUFFIXES:
+        raise ValueError(
+            f"Unsupported suffix {suffix!r} for writing features to '{path}'. Supported "
+            f"suffixes: {', '.join(_WRITABLE_SUFFIXES)}."
+        )
+    X, y, groups = validate_features(X, y, groups)
+    if suffix == ".npz":
+        arrays = {"X": X, "y": y}
+        if groups is not None:
+            arrays["groups"] = groups
+        save_npz(path, **arrays)
+    elif suffix == ".csv":
+        _check_csv_labels(y, "y", path)
+        _check_csv_labels(groups, "groups", path)
+        atomic_write_bytes(path, _csv_bytes(X, y, groups))
+    elif suffix == ".parquet":
+        atomic_write_bytes(path, _parquet_bytes(X, y, groups))
+    else:
+        atomic_write_bytes(path, _safetensors_bytes(X, y, groups))
+
+
+# --------------------------------------------------------------------------- #
+# Fitted layers
+# --------------------------------------------------------------------------- #
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serialisable")
+
+
+def save_layer(path, coef, intercept, classes, **meta) -> None:
+    """Save a fitted linear last layer to ``.npz``, atomically and without pickles.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Target file (conventionally ``*.npz``).
+    coef : array-like of shape (n_outputs, n_features)
+        Weights; ``n_outputs`` is ``n_classes``, or 1 for two classes.
+    intercept : float or array-like of shape (n_outputs,)
+    classes : array-like of shape (n_classes,)
+        Labels, numbers or strings (stored as a unicode array, never object).
+    **meta
+        JSON-serialisable metadata (numpy scalars and arrays are converted),
+        stored as a JSON string under the key ``"meta"``.
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not fit together, non-finite weights, mixed-type classes or
+        metadata that cannot be JSON-encoded.
+    """
+    coef = np.asarray(coef)
+    if coef.dtype.kind not in "biuf" or coef.ndim != 2:
+        raise ValueError(
+            f"The 'coef' parameter must be a numeric array of shape (n_outputs, "
+            f"n_features). Got dtype {coef.dtype} and shape {coef.shape} instead."
+        )
+    intercept = np.atleast_1d(np.asarray(intercept))
+    if intercept.dtype.kind not in "biuf" or intercept.shape != (coef.shape[0],):
+        raise ValueError(
+            f"The 'intercept' parameter must be numeric of shape ({coef.shape[0]},) to "
+            f"match coef of shape {coef.shape}. Got dtype {intercept.dtype} and shape "
+            f"{intercept.shape} instead."
+        )
+    if not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
+        raise ValueError("The 'coef' and 'intercept' parameters must be finite.")
+    classes = _as_labels(classes, "classes")
+    if len(np.unique(classes)) != len(classes):
+        raise ValueError(
+            f"The 'classes' parameter must hold distinct labels. Got {classes.tolist()!r}."
+        )
+    k_out, k = coef.shape[0], len(classes)
+    if not (k_out == k or (k_out == 1 and k == 2)):
+        raise ValueError(
+            f"coef has {k_out} output row(s) but there are {k} classes; expected one row "
+            f"per class, or a single row for two classes."
+        )
+    try:
+        meta_json = json.dumps(meta, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"The layer metadata must be JSON-serialisable: {exc}.") from None
+    save_npz(path, format=np.asarray(_LAYER_FORMAT), coef=coef, intercept=intercept,
+             classes=classes, meta=np.asarray(meta_json))
+
+
+def load_layer(path) -> dict:
+    """Read a layer written by :func:`save_layer`.
+
+    Returns
+    -------
+    dict
+        ``{"coef": ndarray (n_outputs, n_features), "intercept": ndarray (n_outputs,),
+        "classes": ndarray (n_classes,), "meta": dict}``.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing file; pickled content or keys other than a saved layer's.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Layer file '{path}' not found.")
+    with _open_npz(path) as data:
+        keys = set(data.files)
+        need = {"coef", "intercept", "classes"}
+        if not need <= keys:
+            raise ValueError(
+                f"'{path}' is not a lastlayer layer file: it must hold arrays "
+                f"{sorted(need)!r}. Found arrays: {sorted(keys)!r}."
+            )
+        out = {k: data[k] for k in ("coef", "intercept", "classes")}
+        out["meta"] = json.loads(str(data["meta"][()])) if "meta" in keys else {}
+    return out
