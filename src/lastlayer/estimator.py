@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from threadpoolctl import threadpool_limits
 
 from . import solvers
 from .dimension import SPECTRAL_DIMENSIONS
@@ -25,6 +26,10 @@ __all__ = ["LastLayerClassifier"]
 _LOSSES = ("square", "logistic")
 _SOLVERS = ("auto", "primal", "dual")
 _DIMS = ("pca99", "participation_ratio", "df", "d")
+_SMALL_PROBLEM = 512
+#: alpha="auto" searches ``lambda_max * ALPHA_GRID``, with ``lambda_max`` the largest
+#: eigenvalue of the feature covariance, so the choice is invariant to feature scale.
+ALPHA_GRID = np.logspace(-8, 1, 46)
 
 
 def _is_real(x):
@@ -215,6 +220,13 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         self._check_params()
         X, y = validate_data(self, X, y, dtype=np.float64, ensure_min_samples=2,
                              y_numeric=False)
+        # Small dense problems run faster on one BLAS thread, and much faster when
+        # other processes share the cores (oversubscribed OpenBLAS threads spin).
+        small = min(X.shape) <= _SMALL_PROBLEM
+        with threadpool_limits(limits=1 if small else None, user_api="blas"):
+            return self._fit(X, y, groups, sample_weight, X_val, y_val, groups_val)
+
+    def _fit(self, X, y, groups, sample_weight, X_val, y_val, groups_val):
         n, d = X.shape
         y = _labels_1d(y, "y", n)
         check_classification_targets(y)
@@ -268,6 +280,7 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
 
         spectrum = self._spectrum(X, stats)
         self.effective_dim_ = float(SPECTRAL_DIMENSIONS["pca99"](spectrum))
+        self._alphas = max(float(spectrum.max()), np.finfo(float).tiny) * ALPHA_GRID
         problem = WeightingProblem(unit_counts=unit_counts, target=target,
                                    unit_of_cell=unit_of_cell, n_features=d,
                                    X=X, unit_labels=unit_labels, spectrum=spectrum,
@@ -303,8 +316,7 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         elif scheme == "tuned":
             # The expensive baseline searches alpha jointly with the weights.
             lev_alpha[0] = problem.alpha = 0.0
-            grid = np.logspace(-6, 1, 8) if self.loss == "square" else np.logspace(-5, 0, 6)
-            weighting = compute_weighting(scheme, problem, alphas=grid, **options)
+            weighting = compute_weighting(scheme, problem, alphas=self._alphas[::5], **options)
             alpha_sq = weighting.alpha
         else:
             start = (np.ones(U) if scheme == "none"
@@ -316,6 +328,9 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
                 if alpha2 != alpha_sq:
                     alpha_sq = alpha2
                     weighting = choose_weights(alpha_sq)
+            if scheme == "optimal" and weighting.info.get("capped"):
+                alpha_sq, weighting = self._raise_alpha_until_feasible(alpha_sq, weighting,
+                                                                      choose_weights)
         unit_w = weighting.weights
         cell_w = unit_w[unit_of_cell]
 
@@ -335,7 +350,8 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
             elif weighting.alpha is not None and scheme == "tuned":
                 self.alpha_ = float(weighting.alpha)
             else:
-                self.alpha_ = float(solvers.logistic_alpha_alo(X, y_idx, K, row_w)[0])
+                self.alpha_ = float(solvers.logistic_alpha_alo(
+                    X, y_idx, K, row_w, alphas=self._alphas[::3])[0])
             if weighting.subsets:
                 fits = [solvers.solve_logistic(X[r], y_idx[r], K, sw[r], self.alpha_)
                         for r in weighting.subsets]
@@ -420,8 +436,31 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
     def _loo_alpha(self, cell_w):
         c = self._fit_ctx
         best, _ = solvers.select_alpha_loo(c["X"], c["cell_idx"], cell_w, c["targets"],
-                                           sample_weight=c["sw"])
+                                           alphas=self._alphas, sample_weight=c["sw"])
         return float(best)
+
+    def _raise_alpha_until_feasible(self, alpha, weighting, choose_weights):
+        """Smallest grid alpha above ``alpha`` whose equal-share weights need no cap.
+
+        In the infeasible regime (a class cannot carry its share of df at the
+        leave-one-out alpha) a larger ridge lowers df until equal shares fit, instead
+        of leaning on a capped, very large weight. df falls as alpha grows, so the
+        search bisects the grid. Keeps the capped solution if no alpha helps.
+        """
+        grid = self._alphas[self._alphas > alpha]
+        lo, hi, best = 0, grid.size - 1, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            wt = choose_weights(float(grid[mid]))
+            if wt.info.get("capped"):
+                lo = mid + 1
+            else:
+                best, hi = (float(grid[mid]), wt), mid - 1
+        if best is None:
+            choose_weights(alpha)  # restore the leverage hook's alpha
+            return alpha, weighting
+        best[1].info["alpha_raised_from"] = float(alpha)
+        return best
 
     @staticmethod
     def _average(fits):
