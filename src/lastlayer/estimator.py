@@ -76,6 +76,11 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         internal CV) -- or explicit weights: a dict ``{label: weight}`` (labels
         missing from it weigh 1) or an array in ``classes_`` (or ``groups_``) order.
     loss : {"square", "logistic"}, default="square"
+        With ``"logistic"``, the weights of the data-dependent schemes
+        (``"optimal"``, ``optimal_theory`` with ``dim="df"``) come from the
+        square-loss leverage rule at the square-loss leave-one-out alpha (for
+        non-separable data the weights act through a similar fixed point,
+        theory.md section 7); alpha itself is then chosen for the logistic fit.
     alpha : "auto" or float >= 0, default="auto"
         Ridge of the objective above. ``"auto"`` chooses it from the retraining data
         alone: exact leave-one-out for square loss, approximate leave-one-out
@@ -223,8 +228,11 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         # Small dense problems run faster on one BLAS thread, and much faster when
         # other processes share the cores (oversubscribed OpenBLAS threads spin).
         small = min(X.shape) <= _SMALL_PROBLEM
-        with threadpool_limits(limits=1 if small else None, user_api="blas"):
-            return self._fit(X, y, groups, sample_weight, X_val, y_val, groups_val)
+        try:
+            with threadpool_limits(limits=1 if small else None, user_api="blas"):
+                return self._fit(X, y, groups, sample_weight, X_val, y_val, groups_val)
+        finally:
+            self.__dict__.pop("_fit_ctx", None)  # drop the references to X
 
     def _fit(self, X, y, groups, sample_weight, X_val, y_val, groups_val):
         n, d = X.shape
@@ -377,7 +385,6 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         else:
             self.coef_ = np.ascontiguousarray(W.T)
             self.intercept_ = np.asarray(b, dtype=float).copy()
-        del self._fit_ctx
         return self
 
     # ---------------------------------------------------------------- helpers
