@@ -26,10 +26,11 @@ import io
 import json
 import numbers
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .io import atomic_open
 
 __all__ = [
     "DEFAULT_FEATURE_SIZE",
@@ -369,21 +370,6 @@ def _canonical_key(key_parts):
     return text, hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
-def _atomic_write(path, write):
-    """Write through a temporary file in the same directory, then os.replace."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def cached_features(key_parts, compute_fn, cache_dir=None) -> np.ndarray:
     """Return ``compute_fn()``, computed once and then read back from disk.
 
@@ -422,9 +408,11 @@ def cached_features(key_parts, compute_fn, cache_dir=None) -> np.ndarray:
     if array.dtype.hasobject:
         raise TypeError("compute_fn must return a numeric array, not an object array.")
     cache_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, lambda f: np.save(f, array, allow_pickle=False))
+    with atomic_open(path) as f:
+        np.save(f, array, allow_pickle=False)
     meta = cache_dir / f"{key}.json"
-    _atomic_write(meta, lambda f: f.write(text.encode("ascii") + b"\n"))
+    with atomic_open(meta) as f:
+        f.write(text.encode("ascii") + b"\n")
     return array
 
 

@@ -58,6 +58,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "atomic_open",
     "FeatureSet",
     "SUPPORTED_SUFFIXES",
     "load_features",
@@ -781,7 +782,7 @@ def _fsync_directory(directory):
 
 
 @contextmanager
-def _atomic_open(path):
+def atomic_open(path):
     """Yield a binary file that replaces ``path`` only if the block completes.
 
     The temporary file ``.<name>.<random>.tmp`` lives beside ``path``, so the final
@@ -822,7 +823,7 @@ def atomic_write_bytes(path, data: bytes) -> None:
     if isinstance(data, str):
         raise ValueError("The 'data' parameter must be bytes. Got str; use atomic_write_text.")
     data = memoryview(data)
-    with _atomic_open(path) as f:
+    with atomic_open(path) as f:
         f.write(data)
 
 
@@ -856,7 +857,7 @@ def save_npz(path, **arrays) -> None:
         An array of object dtype (strings must be unicode arrays, dtype ``<U``).
     """
     arrays = {k: _no_object_array(k, v) for k, v in arrays.items()}
-    with _atomic_open(path) as f:
+    with atomic_open(path) as f:
         with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED,
                              allowZip64=True) as zf:
             for key, arr in arrays.items():
