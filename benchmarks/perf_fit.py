@@ -1,0 +1,237 @@
+"""Fit time: lastlayer's optimal weighting versus scikit-learn baselines.
+
+On synthetic Gaussian features with five imbalanced classes (priors
+``0.45, 0.25, 0.15, 0.10, 0.05``; ``x | y = c ~ N(mu_c, I_d)``, random means of norm
+``--mean-norm``), for every ``n`` in ``--n`` and ``d`` in ``--d`` this times
+
+* ``lastlayer``: ``LastLayerClassifier(weighting="optimal", alpha="auto")`` (square
+  loss: weights from the leverage rule, alpha by exact leave-one-out);
+* ``logreg_balanced``: ``LogisticRegression(class_weight="balanced")`` (lbfgs,
+  ``max_iter=--logistic-max-iter``, scikit-learn's default 100; whether it
+  converged is reported);
+* ``ridge_balanced``: ``RidgeClassifier(class_weight="balanced")``;
+* ``dfr_sweep``: a DFR-style sweep, ``len(C) x len(weight powers)`` fits of L1
+  logistic regression (liblinear), one-vs-rest over the classes with sample weights
+  ``(balanced class weight)^power``; C in ``1, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01`` and
+  powers ``0, 0.5, 1`` (21 fits). When the sweep would exceed ``--dfr-budget``
+  seconds, only the fits done within the budget are timed (in a fixed shuffled
+  order, so every C is equally likely to be timed) and the sweep time is
+  extrapolated as ``mean time per fit x number of fits``; the table says so
+  (``extrapolated, k/21 fits``).
+
+Every timing except the sweep is the median of ``--repeats`` runs (the sweep's
+fits are its samples). Competitors run in the same process on the same data, one
+after another. Worst-class accuracy on a balanced test set is reported for context.
+The key number is ``ratio = time(lastlayer) / time(logreg_balanced)``.
+
+Usage::
+
+    python benchmarks/perf_fit.py
+    python benchmarks/perf_fit.py --n 10000 --d 512                # one size
+    python benchmarks/perf_fit.py --n 2000 --d 64 --dfr-budget 5 --out ''   # smoke run
+
+Output: a table on stdout and a JSON record (``--out``, default
+``benchmarks/results/perf_fit.json``) (settings, versions,
+machine, one row per (n, d, method) with ``median_s``, ``runs_s``, notes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+
+import numpy as np
+
+PRIORS = np.array([0.45, 0.25, 0.15, 0.10, 0.05])
+DFR_C = (1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01)
+DFR_POWERS = (0.0, 0.5, 1.0)
+METHODS = ("lastlayer", "logreg_balanced", "ridge_balanced", "dfr_sweep")
+
+
+def make_data(n, d, mean_norm, seed, n_test_per_class=1000):
+    rng = np.random.default_rng(seed)
+    K = PRIORS.size
+    means = rng.normal(size=(K, d))
+    means *= mean_norm / np.linalg.norm(means, axis=1, keepdims=True)
+    y = rng.choice(K, size=n, p=PRIORS)
+    X = means[y] + rng.standard_normal((n, d))
+    y_test = np.repeat(np.arange(K), n_test_per_class)
+    X_test = means[y_test] + rng.standard_normal((y_test.size, d))
+    return X, y, X_test, y_test
+
+
+def worst_class_accuracy(pred, y):
+    return float(min(np.mean(pred[y == k] == k) for k in np.unique(y)))
+
+
+def balanced_weights(y):
+    counts = np.bincount(y)
+    return y.size / (counts.size * counts)
+
+
+def median_fit(make, X, y, repeats):
+    runs, model = [], None
+    for _ in range(repeats):
+        model = make()
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(X, y)
+        runs.append(time.perf_counter() - t0)
+    return statistics.median(runs), runs, model
+
+
+def dfr_sweep(X, y, X_test, y_test, budget, seed):
+    """Time the L1 sweep, fit by fit, within a budget; extrapolate the rest."""
+    from sklearn.linear_model import LogisticRegression
+
+    K = int(y.max()) + 1
+    cw = balanced_weights(y)
+    grid = [(c, p) for c in DFR_C for p in DFR_POWERS]
+    order = np.random.default_rng(seed).permutation(len(grid))
+    times, best = [], (-1.0, None)
+    for idx in order:
+        c, p = grid[idx]
+        sw = (cw**p)[y]
+        t0 = time.perf_counter()
+        scores = np.empty((X_test.shape[0], K))
+        for k in range(K):  # one-vs-rest, as DFR's binary problems
+            try:
+                clf = LogisticRegression(l1_ratio=1.0, solver="liblinear", C=c)
+            except TypeError:  # pragma: no cover - older scikit-learn
+                clf = LogisticRegression(penalty="l1", solver="liblinear", C=c)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                clf.fit(X, (y == k).astype(int), sample_weight=sw)
+            scores[:, k] = clf.decision_function(X_test)
+        times.append(time.perf_counter() - t0)
+        acc = worst_class_accuracy(scores.argmax(axis=1), y_test)
+        if acc > best[0]:
+            best = (acc, (c, p))
+        if sum(times) > budget and len(times) < len(grid):
+            break
+    k = len(times)
+    total = float(np.mean(times) * len(grid))
+    note = (f"measured, {k}/{len(grid)} fits" if k == len(grid)
+            else f"extrapolated, {k}/{len(grid)} fits timed")
+    return total, times, note, best
+
+
+def run_size(n, d, args, methods):
+    from lastlayer import LastLayerClassifier
+    from sklearn.linear_model import LogisticRegression, RidgeClassifier
+
+    X, y, X_test, y_test = make_data(n, d, args.mean_norm, args.seed)
+    rows = []
+
+    def row(method, med, runs, acc, note=""):
+        rows.append({"n": n, "d": d, "method": method, "median_s": med, "runs_s": runs,
+                     "worst_class_accuracy": acc, "note": note})
+        print(f"  {method:<16} {med:10.3f} s   worst-class acc {acc:.3f}   {note}",
+              flush=True)
+
+    if "lastlayer" in methods:
+        med, runs, m = median_fit(
+            lambda: LastLayerClassifier(weighting="optimal", alpha="auto"), X, y,
+            args.repeats)
+        row("lastlayer", med, runs, worst_class_accuracy(m.predict(X_test), y_test),
+            f"alpha_={m.alpha_:.3g}, df_={m.df_:.1f}")
+    if "logreg_balanced" in methods:
+        med, runs, m = median_fit(
+            lambda: LogisticRegression(class_weight="balanced",
+                                       max_iter=args.logistic_max_iter), X, y, args.repeats)
+        n_iter = int(np.max(m.n_iter_))
+        conv = "converged" if n_iter < args.logistic_max_iter else "hit max_iter"
+        row("logreg_balanced", med, runs, worst_class_accuracy(m.predict(X_test), y_test),
+            f"lbfgs, n_iter={n_iter} ({conv})")
+    if "ridge_balanced" in methods:
+        med, runs, m = median_fit(lambda: RidgeClassifier(class_weight="balanced"), X, y,
+                                  args.repeats)
+        row("ridge_balanced", med, runs, worst_class_accuracy(m.predict(X_test), y_test),
+            "alpha=1")
+    if "dfr_sweep" in methods:
+        total, times, note, best = dfr_sweep(X, y, X_test, y_test, args.dfr_budget,
+                                             args.seed)
+        row("dfr_sweep", total, times, best[0],
+            f"{note}; per fit {np.median(times):.3f} s; best (C, power)={best[1]} "
+            f"(accuracy over the timed fits)")
+    ours = {r["method"]: r["median_s"] for r in rows}
+    if "lastlayer" in ours and "logreg_balanced" in ours:
+        ratio = ours["lastlayer"] / ours["logreg_balanced"]
+        for r in rows:
+            r["ratio_to_logreg_balanced"] = r["median_s"] / ours["logreg_balanced"]
+        print(f"  ratio lastlayer / logreg_balanced = {ratio:.3f}", flush=True)
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, nargs="+", default=[10000, 100000],
+                    help="training rows (default 10000 100000)")
+    ap.add_argument("--d", type=int, nargs="+", default=[512, 2048],
+                    help="feature dimensions (default 512 2048)")
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--repeats", type=int, default=3, help="runs per timing (median)")
+    ap.add_argument("--mean-norm", type=float, default=2.0,
+                    help="norm of each class mean (default 2)")
+    ap.add_argument("--logistic-max-iter", type=int, default=100,
+                    help="max_iter of the balanced logistic regression (default 100)")
+    ap.add_argument("--dfr-budget", type=float, default=600.0,
+                    help="seconds of sweep fits per size before extrapolating (default 600)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                 "results", "perf_fit.json"),
+                    help="JSON output path (default benchmarks/results/perf_fit.json; "
+                         "'' for none)")
+    args = ap.parse_args(argv)
+    if args.repeats < 3:
+        ap.error("--repeats must be at least 3 (timings are medians)")
+
+    import lastlayer
+    import scipy
+    import sklearn
+
+    print(f"perf_fit: {PRIORS.size} classes, priors {PRIORS.tolist()}, repeats={args.repeats} "
+          f"(medians), threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    rows = []
+    for n in args.n:
+        for d in args.d:
+            print(f"n={n}, d={d}", flush=True)
+            rows.extend(run_size(n, d, args, args.methods))
+
+    print()
+    print(f"{'n':>7} {'d':>5}  {'method':<16} {'time':>10} {'/ logreg':>9}  {'worst acc':>9}")
+    for r in rows:
+        ratio = r.get("ratio_to_logreg_balanced")
+        ratio = f"{ratio:9.3f}" if ratio is not None else f"{'-':>9}"
+        print(f"{r['n']:>7} {r['d']:>5}  {r['method']:<16} {r['median_s']:>8.3f} s {ratio}  "
+              f"{r['worst_class_accuracy']:>9.3f}")
+
+    if args.out:
+        record = {
+            "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
+            "settings": {**vars(args), "priors": PRIORS.tolist(), "dfr_C": DFR_C,
+                         "dfr_powers": DFR_POWERS},
+            "versions": {"lastlayer": lastlayer.__version__, "numpy": np.__version__,
+                         "scipy": scipy.__version__, "scikit-learn": sklearn.__version__,
+                         "python": platform.python_version()},
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+            "rows": rows,
+        }
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        tmp = args.out + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(record, fh, indent=1)
+        os.replace(tmp, args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,601 @@
+"""Weight paths and ridge paths from sufficient statistics, without another data pass.
+
+Every function here works on the per-cell statistics of
+:func:`lastlayer.solvers.sufficient_statistics` and solves the objective of
+:func:`lastlayer.solvers.solve_ridge`,
+
+.. math::
+
+    \\min_{W, b}\\; \\frac{1}{n} \\sum_i s_i \\, \\omega_{c(i)}
+        \\lVert T_{c(i)} - W^\\top x_i - b \\rVert^2 + \\alpha \\lVert W \\rVert_F^2,
+    \\qquad n = \\sum_i s_i,
+
+with an unpenalised intercept, for many values of one parameter after a single
+``O(d^3)`` factorisation:
+
+:class:`TwoUnitWeightPath`
+    The loss-weight ratio ``rho = omega_1 / omega_0`` between two weighting units
+    (two classes, or two groups), weights at mean one over samples. One generalised
+    symmetric eigendecomposition makes every ``rho`` cost ``O(d)`` for the per-unit
+    leverage sums (the quantities the optimal weighting of theory.md section 4
+    equalises) and ``O(d^2 m)`` for the coefficients.
+:func:`alpha_path`
+    The ridge strength: one eigendecomposition of the weighted centred Gram matrix,
+    then coefficients, degrees of freedom and generalised cross-validation (GCV)
+    for every alpha, all from the statistics (a stats-only alpha criterion for
+    data that does not fit in memory; the exact leave-one-out error needs one more
+    pass over the rows, :func:`lastlayer.outofcore.streaming_loo_path`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+from scipy.optimize import brentq
+
+from ._validation import check_probability_vector, check_real
+from .solvers import (
+    DEFAULT_RIDGE_ALPHAS,
+    RidgeSolution,
+    _argmin_prefer_last,
+    _centre_stats,
+    _check_alphas,
+    _check_cell_targets,
+    _check_cell_weights,
+    _check_stats,
+    _noise_tol,
+)
+from .theory import water_fill_leverage
+
+__all__ = ["TwoUnitWeightPath", "alpha_path", "select_alpha_gcv"]
+
+_EPS = float(np.finfo(np.float64).eps)
+
+
+# --------------------------------------------------------------------------------------
+# Two-unit weight path
+# --------------------------------------------------------------------------------------
+
+
+def _check_rhos(rhos, name="rhos"):
+    arr = np.asarray(rhos, dtype=np.float64).ravel() if rhos is not None else None
+    if arr is None or arr.size < 1 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(
+            f"The '{name}' parameter must be a non-empty 1-D array of floats in the range "
+            f"(0, inf). Got {rhos!r} instead."
+        )
+    return arr
+
+
+def _check_unit_of_cell(unit_of_cell, n_cells):
+    arr = np.asarray(unit_of_cell)
+    if arr.ndim != 1 or arr.shape[0] != n_cells or arr.dtype.kind not in "biuf":
+        raise ValueError(
+            f"The 'unit_of_cell' parameter must be a 1-D array of {n_cells} entries in "
+            f"{{0, 1}} (the weighting unit of each cell). Got shape {arr.shape} and dtype "
+            f"{arr.dtype} instead."
+        )
+    if not np.all((arr == 0) | (arr == 1)):
+        raise ValueError(
+            "The 'unit_of_cell' parameter must contain only 0 and 1 (exactly two "
+            f"weighting units). Got values {np.unique(arr).tolist()!r} instead."
+        )
+    return arr.astype(np.intp)
+
+
+class TwoUnitWeightPath:
+    """Ridge fits along the weight ratio between two units, from one factorisation.
+
+    The cells (classes, or (class, group) pairs) are split into two weighting units
+    ``u = 0, 1``. For a ratio ``rho > 0`` the cells of unit 0 get weight ``c`` and
+    those of unit 1 get ``c rho``, with ``c = n / (n_0 + rho n_1)`` (``n_u`` the sum
+    of sample weights in unit ``u``), so that the mean weight over samples is one
+    (:func:`lastlayer.weights.normalise_weights`). The fit minimises
+
+    .. math::
+
+        \\frac{1}{n} \\sum_i s_i \\, \\omega_{u(i)}(\\rho)
+            \\lVert T_{c(i)} - W^\\top x_i - b \\rVert^2 + \\alpha \\lVert W \\rVert_F^2,
+        \\qquad \\omega(\\rho) = c(\\rho)\\,(1, \\rho),
+
+    exactly as :func:`lastlayer.solvers.solve_ridge` with those cell weights.
+
+    Method
+    ------
+    In augmented coordinates ``x~ = [x - m, 1]`` (``m`` the overall mean, a shift
+    that changes nothing but the conditioning) the normal matrix is
+    ``A(rho) = c [B_0 + rho B_1]`` with ``B_u = G~_u + alpha n_u R`` (``G~_u`` the
+    augmented Gram of unit ``u``, ``R`` the identity with a zero for the intercept),
+    and the right-hand side is ``c [P_0 + rho P_1]``: the factor ``c`` cancels. One
+    generalised symmetric eigendecomposition ``B_1 V = (B_0 + B_1) V diag(lam)``,
+    ``V^T (B_0 + B_1) V = I``, ``lam`` in ``[0, 1]``, gives
+
+    .. math::
+
+        (B_0 + \\rho B_1)^{-1} = V \\operatorname{diag}\\big(1 / (1 + (\\rho - 1)
+            \\lambda)\\big) V^\\top ,
+
+    well defined for every ``rho > 0`` whenever the equally weighted problem is
+    (``B_0 + B_1`` positive definite) -- even when one unit alone is singular
+    (``alpha = 0`` with fewer than ``d + 1`` rows in it). The per-unit leverage sums
+    ``L_u = omega_u tr(A^{-1} G~_u)`` then cost ``O(d)`` per ``rho`` through the
+    precomputed ``diag(V^T G~_u V)`` (``lam - alpha n_1 diag(V^T R V)`` for unit 1),
+    and the coefficients ``O(d^2 m)``.
+
+    When the features are rank-deficient (``d + 1`` above the number of rows, or
+    collinear columns) the problem is first restricted to the span of the centred
+    rows; this is exact (the ridge solution and the hat matrix live there) and,
+    with ``alpha = 0``, gives the minimum-norm ``W`` of :func:`solve_ridge`.
+
+    Parameters
+    ----------
+    stats : SufficientStats
+        Per-cell statistics (:func:`lastlayer.solvers.sufficient_statistics`).
+    unit_of_cell : array-like of int of shape (n_cells,)
+        Unit (0 or 1) of each cell; both units need positive sample weight.
+    cell_targets : array-like of shape (n_cells, n_targets) or (n_cells,)
+        Target row ``T_j`` of each cell.
+    alpha : float
+        Ridge strength in ``[0, inf)`` of the (1/n)-scaled objective.
+
+    Attributes
+    ----------
+    unit_counts : ndarray of shape (2,)
+        ``n_u``.
+    eigenvalues : ndarray of shape (p,)
+        ``lam`` (``p = d + 1``, or rank + 1 after the restriction).
+    reduced : bool
+        Whether the problem was restricted to the span of the centred rows.
+
+    Notes
+    -----
+    Cost: ``O(J d^2 + d^3)`` once (the shifted unit statistics and one generalised
+    eigendecomposition), then ``O(d)`` per ``rho`` for :meth:`leverage`,
+    ``O(d^2 m)`` for :meth:`solve`. The per-cell leverages of :meth:`solve` need
+    ``diag(V^T G~_j V)`` for every cell, computed once on first use
+    (``O(J d^3)``; free when every unit is a single cell).
+    """
+
+    def __init__(self, stats, unit_of_cell, cell_targets, alpha):
+        stats = _check_stats(stats)
+        J, d = stats.n_cells, stats.n_features
+        self._unit = _check_unit_of_cell(unit_of_cell, J)
+        T = _check_cell_targets(cell_targets, J)
+        self.alpha = check_real(alpha, "alpha", low=0)
+        N = stats.weight_sums
+        n_u = np.bincount(self._unit, weights=N, minlength=2)
+        if np.any(n_u <= 0):
+            raise ValueError(
+                "The 'unit_of_cell' parameter must give both units a positive sum of "
+                f"sample weights. Got unit sums {n_u.tolist()!r} instead."
+            )
+        self.unit_counts = n_u
+        self.n = float(n_u.sum())
+        self._stats, self._T = stats, T
+        self._d, self._m = d, T.shape[1]
+
+        # Shift to the overall (sample-weighted) mean: better conditioned, exact.
+        shift = stats.sums.sum(axis=0) / self.n
+        self._shift = shift
+        sums_c = stats.sums - N[:, None] * shift  # (J, d) shifted first moments
+        grams_u, sums_u = [], []
+        for u in (0, 1):
+            sel = self._unit == u
+            G = stats.grams[sel].sum(axis=0)
+            s_raw = stats.sums[sel].sum(axis=0)
+            Nu = N[sel].sum()
+            Gc = G - np.outer(s_raw, shift) - np.outer(shift, s_raw) + Nu * np.outer(shift, shift)
+            grams_u.append(0.5 * (Gc + Gc.T))
+            sums_u.append(sums_c[sel].sum(axis=0))
+        # Right-hand sides P_u = sum_{j in u} [m_j - N_j m; N_j] T_j^T (feature part first).
+        rhs_u = [
+            np.vstack([sums_c[self._unit == u].T @ T[self._unit == u],
+                       (N[self._unit == u] @ T[self._unit == u])[None, :]])
+            for u in (0, 1)
+        ]
+
+        # Restrict to the span of the centred rows when it is not all of R^d.
+        C_tot = grams_u[0] + grams_u[1]  # centred at the overall mean: sums cancel
+        basis = None
+        n_rows = int(stats.n_rows.sum())
+        if d + 1 > n_rows or (self.alpha == 0.0 and not _well_conditioned(C_tot)):
+            lam_c, Q = scipy.linalg.eigh(C_tot, check_finite=False)
+            scale = max(float(lam_c[-1]), float(np.abs(np.diag(C_tot)).max()), 0.0)
+            keep = lam_c > _noise_tol(max(d, n_rows), scale)
+            if not np.any(keep):
+                raise ValueError(
+                    "Every feature is constant over the rows: there is nothing to fit.")
+            basis = Q[:, keep]
+        self.reduced = basis is not None
+        self._basis = basis
+        if basis is not None:
+            grams_u = [basis.T @ G @ basis for G in grams_u]
+            sums_u = [basis.T @ s for s in sums_u]
+            rhs_u = [np.vstack([basis.T @ P[:-1], P[-1:]]) for P in rhs_u]
+        self._r = grams_u[0].shape[0]
+        p = self._r + 1
+
+        aug = []
+        for u in (0, 1):
+            Gt = np.empty((p, p))
+            Gt[:-1, :-1] = grams_u[u]
+            Gt[:-1, -1] = Gt[-1, :-1] = sums_u[u]
+            Gt[-1, -1] = n_u[u]
+            aug.append(Gt)
+        self._aug = aug
+        Rdiag = np.ones(p)
+        Rdiag[-1] = 0.0
+        B0 = aug[0] + np.diag(self.alpha * n_u[0] * Rdiag)
+        B1 = aug[1] + np.diag(self.alpha * n_u[1] * Rdiag)
+        S = B0 + B1
+        dsc = 1.0 / np.sqrt(np.diag(S))  # Jacobi scaling: same V, better conditioned
+        try:
+            lam, Vs = scipy.linalg.eigh(dsc[:, None] * B1 * dsc[None, :],
+                                        dsc[:, None] * S * dsc[None, :], check_finite=False)
+        except np.linalg.LinAlgError:
+            raise ValueError(
+                "The equally weighted problem is singular (the weighted Gram matrix of "
+                "the augmented features is not positive definite); use alpha > 0."
+            ) from None
+        V = dsc[:, None] * Vs
+        self.eigenvalues = np.clip(lam, 0.0, 1.0)
+        self._V = V
+        self._Y = [V.T @ P for P in rhs_u]  # (p, m) each
+        rdiag = np.einsum("ik,ik->k", V[:-1], V[:-1])  # diag(V^T R V)
+        # diag(V^T G~_u V) from V^T B_1 V = diag(lam), V^T B_0 V = I - diag(lam)
+        self._E = np.vstack([
+            (1.0 - self.eigenvalues) - self.alpha * n_u[0] * rdiag,
+            self.eigenvalues - self.alpha * n_u[1] * rdiag,
+        ])
+        self._cell_diag = None
+
+    # ------------------------------------------------------------------ helpers
+    def _check_rho(self, rho):
+        return check_real(rho, "rho", low=0, closed="neither")
+
+    def _gains(self, rhos):
+        """``1 / (1 + (rho - 1) lam)`` of shape (n_rhos, p)."""
+        return 1.0 / (1.0 + (np.asarray(rhos)[:, None] - 1.0) * self.eigenvalues[None, :])
+
+    def unit_weights(self, rho):
+        """Loss weights ``c (1, rho)`` of the two units, mean one over samples."""
+        rho = self._check_rho(rho)
+        c = self.n / (self.unit_counts[0] + rho * self.unit_counts[1])
+        return np.array([c, c * rho])
+
+    def cell_weights(self, rho):
+        """Loss weight of every cell at ratio ``rho`` (for :func:`solve_ridge`)."""
+        return self.unit_weights(rho)[self._unit]
+
+    def _cell_diagonals(self):
+        if self._cell_diag is None:
+            J = self._stats.n_cells
+            if np.array_equal(np.bincount(self._unit, minlength=2), [1, 1]):
+                D = self._E[self._unit]
+            else:
+                st, m = self._stats, self._shift
+                D = np.empty((J, self._r + 1))
+                for j in range(J):
+                    Gc = (st.grams[j] - np.outer(st.sums[j], m) - np.outer(m, st.sums[j])
+                          + st.weight_sums[j] * np.outer(m, m))
+                    sc = st.sums[j] - st.weight_sums[j] * m
+                    if self._basis is not None:
+                        Gc, sc = self._basis.T @ Gc @ self._basis, self._basis.T @ sc
+                    Gt = np.empty((self._r + 1, self._r + 1))
+                    Gt[:-1, :-1] = Gc
+                    Gt[:-1, -1] = Gt[-1, :-1] = sc
+                    Gt[-1, -1] = st.weight_sums[j]
+                    D[j] = np.einsum("ik,ik->k", Gt @ self._V, self._V)
+            self._cell_diag = D
+        return self._cell_diag
+
+    # ------------------------------------------------------------------ public
+    def leverage(self, rho):
+        """Per-unit sums of the weighted leverages and their total at ratio ``rho``.
+
+        Returns
+        -------
+        unit_leverage : ndarray of shape (2,)
+            ``L_u = omega_u tr(A^{-1} G~_u)``, the sum of the hat-matrix diagonal
+            over the rows of unit ``u`` (equal to the sums of
+            ``solve_ridge(...).cell_leverage`` over the unit's cells).
+        df : float
+            ``L_0 + L_1``, the trace of the hat matrix (intercept included).
+        """
+        rho = self._check_rho(rho)
+        g = self._gains([rho])[0]
+        L = np.array([g @ self._E[0], rho * (g @ self._E[1])])
+        return L, float(L.sum())
+
+    def solve(self, rho):
+        """The ridge fit at ratio ``rho``, as :func:`lastlayer.solvers.solve_ridge`.
+
+        Returns
+        -------
+        RidgeSolution
+            ``coef`` (d, m), ``intercept`` (m,), ``df``, ``cell_leverage`` (J,) and
+            ``solver="two_unit_path"``.
+        """
+        rho = self._check_rho(rho)
+        g = self._gains([rho])[0]
+        theta = self._V @ (g[:, None] * (self._Y[0] + rho * self._Y[1]))
+        W, b = self._unshift(theta)
+        lev = np.where(self._unit == 1, rho, 1.0) * (self._cell_diagonals() @ g)
+        return RidgeSolution(W, b, float(lev.sum()), lev, "two_unit_path")
+
+    def _unshift(self, theta):
+        W = theta[:-1]
+        if self._basis is not None:
+            W = self._basis @ W
+        b = theta[-1] - W.T @ self._shift
+        return W, b
+
+    def path(self, rhos, *, return_coef=False):
+        """Degrees of freedom, leverage shares (and coefficients) along ``rhos``.
+
+        Parameters
+        ----------
+        rhos : array-like of shape (n_rhos,)
+            Positive weight ratios ``omega_1 / omega_0``.
+        return_coef : bool, default=False
+            Also return the coefficients (``O(n_rhos d^2 m)`` time,
+            ``n_rhos d m`` memory).
+
+        Returns
+        -------
+        dict
+            ``"rhos"`` (L,); ``"unit_weights"`` (L, 2) at mean one over samples;
+            ``"unit_leverage"`` (L, 2) the sums ``L_u``; ``"df"`` (L,);
+            ``"shares"`` (L, 2) ``L_u / df``; ``"average_leverage"`` (L, 2)
+            ``L_u / n_u``; with ``return_coef`` also ``"coef"`` (L, d, m) and
+            ``"intercept"`` (L, m).
+        """
+        rhos = _check_rhos(rhos)
+        G = self._gains(rhos)
+        L = np.column_stack([G @ self._E[0], rhos * (G @ self._E[1])])
+        df = L.sum(axis=1)
+        c = self.n / (self.unit_counts[0] + rhos * self.unit_counts[1])
+        out = {
+            "rhos": rhos,
+            "unit_weights": np.column_stack([c, c * rhos]),
+            "unit_leverage": L,
+            "df": df,
+            "shares": L / df[:, None],
+            "average_leverage": L / self.unit_counts[None, :],
+        }
+        if return_coef:
+            coef = np.empty((rhos.size, self._d, self._m))
+            intercept = np.empty((rhos.size, self._m))
+            for k, rho in enumerate(rhos):
+                theta = self._V @ (G[k][:, None] * (self._Y[0] + rho * self._Y[1]))
+                coef[k], intercept[k] = self._unshift(theta)
+            out["coef"], out["intercept"] = coef, intercept
+        return out
+
+    def equal_share_ratio(self, target=(0.5, 0.5), max_leverage=0.95, *, return_info=False):
+        """Weight ratio giving each unit its target share of the degrees of freedom.
+
+        Solves ``L_u(rho) = p*_u df(rho)`` (theory.md section 4: equal shares <=>
+        equal errors) by root-finding in ``log rho``; the unit-1 share is
+        increasing in ``rho``, from 0 (``rho -> 0``) to its largest value
+        (``rho -> inf``). Capping follows :func:`lastlayer.weights.weighting_optimal`
+        (the same fixed point, found directly): the target average leverages are
+        ``water_fill_leverage(n_u, p*, df(rho), max_leverage)``, so when equal
+        shares would need a unit's average leverage above ``max_leverage`` (or no
+        finite ratio gives them), that unit is held at ``max_leverage`` and the other
+        carries the rest of the df.
+
+        Parameters
+        ----------
+        target : array-like of shape (2,), default=(0.5, 0.5)
+            Target shares ``p*`` (normalised to sum to one; both positive).
+        max_leverage : float in (0, 1), default=0.95
+            Largest average leverage a unit may be given.
+        return_info : bool, default=False
+            Also return a dict of diagnostics.
+
+        Returns
+        -------
+        rho : float
+            The ratio ``omega_1 / omega_0``; the weights are
+            :meth:`unit_weights` ``(rho)``.
+        feasible : bool
+            False when no finite weights give the shares (``n_u <= df p*_u`` for a
+            unit, the criterion of ``weighting_optimal``).
+        info : dict, only with ``return_info``
+            ``"unit_weights"``, ``"unit_leverage"``, ``"df"``, ``"shares"``,
+            ``"capped"`` (a unit held at ``max_leverage``), ``"target_leverage"``.
+        """
+        p = check_probability_vector(target, "target", size=2)
+        if np.any(p <= 0):
+            raise ValueError(
+                "The 'target' parameter must give both units a positive share. Got "
+                f"{p.tolist()!r} instead.")
+        cap = check_real(max_leverage, "max_leverage", 0.0, 1.0, closed="neither")
+        n_u = self.unit_counts
+
+        def excess(t):  # increasing in t = log rho; zero at the water-filled target
+            L, df = self.leverage(float(np.exp(t)))
+            a = water_fill_leverage(n_u, p, df, cap)
+            return L[1] - n_u[1] * a[1]
+
+        t0 = float(np.log(n_u[0] * p[1] / (n_u[1] * p[0])))  # ratio of priors
+        _, df0 = self.leverage(float(np.exp(t0)))
+        if df0 >= (1.0 - 1e-9) * float(self._stats.n_rows.sum()):
+            # Interpolation (every leverage one): the weights change nothing; keep
+            # the ratio of priors.
+            t = t0
+        else:
+            lo, hi = t0 - 1.0, t0 + 1.0
+            f_lo, f_hi = excess(lo), excess(hi)
+            limit = 80.0  # |log rho| <= 80: rho in [1e-35, 1e35]
+            while f_lo > 0 and lo > -limit:
+                lo -= 2.0 * (hi - lo)
+                f_lo = excess(lo)
+            while f_hi < 0 and hi < limit:
+                hi += 2.0 * (hi - lo)
+                f_hi = excess(hi)
+            if f_lo > 0:
+                t = lo
+            elif f_hi < 0:
+                t = hi
+            else:
+                t = brentq(excess, lo, hi, xtol=1e-12, rtol=4 * _EPS, maxiter=500)
+        rho = float(np.exp(t))
+        L, df = self.leverage(rho)
+        feasible = bool(np.all(n_u > df * p))
+        if not return_info:
+            return rho, feasible
+        a = water_fill_leverage(n_u, p, df, cap)
+        info = {
+            "unit_weights": self.unit_weights(rho),
+            "unit_leverage": L,
+            "df": df,
+            "shares": L / df,
+            "target_leverage": a,
+            "capped": bool(np.any(np.isclose(a, cap))),
+        }
+        return rho, feasible, info
+
+
+def _well_conditioned(C):
+    """True when ``C`` is numerically positive definite (Cholesky + rcond estimate)."""
+    d = C.shape[0]
+    try:
+        c, _ = scipy.linalg.cho_factor(C, lower=False, check_finite=False)
+    except np.linalg.LinAlgError:
+        return False
+    anorm = np.abs(C).sum(axis=0).max()
+    rcond, info = scipy.linalg.lapack.dpocon(c, anorm)
+    return info == 0 and rcond * anorm > _noise_tol(d, anorm)
+
+
+# --------------------------------------------------------------------------------------
+# Alpha path with GCV
+# --------------------------------------------------------------------------------------
+
+
+def alpha_path(stats, cell_weights, cell_targets, alphas, *, return_coef=True,
+               return_cell_leverage=False):
+    """Ridge coefficients, degrees of freedom and GCV for many alphas, from statistics.
+
+    For the objective of :func:`lastlayer.solvers.solve_ridge` with fixed cell
+    weights, one eigendecomposition ``C = Q diag(lam) Q^T`` of the weighted centred
+    Gram matrix gives, for every alpha, ``W = Q diag(1 / (lam + alpha n)) Q^T r``
+    (``r`` the weighted centred cross-moment; eigenvalues with
+    ``lam + alpha n`` at the round-off level are pseudo-inverted to zero, i.e. the
+    minimum-norm ``W``, as ``solve_ridge(..., solver="eigh")``), the intercept
+    ``b = tbar - W^T mu``, the trace of the weighted hat matrix
+    ``df = 1 + sum_k lam_k / (lam_k + alpha n)`` and the weighted residual sum of
+    squares expanded with the Gram matrices,
+
+    .. math::
+
+        \\mathrm{RSS} = \\sum_i v_i \\lVert t_i - W^\\top x_i - b \\rVert^2
+          = \\sum_i v_i \\lVert t_i - \\bar t \\rVert^2
+            - \\sum_k g_k (2 - \\lambda_k g_k) \\lVert (Q^\\top r)_k \\rVert^2,
+        \\qquad g_k = 1 / (\\lambda_k + \\alpha n),
+
+    (``v_i = s_i omega_{c(i)}``, ``V = sum_i v_i``), hence generalised
+    cross-validation
+
+    .. math::
+
+        \\mathrm{GCV}(\\alpha) = \\frac{\\mathrm{RSS} / V}
+            {(1 - \\mathrm{df} / n_{\\mathrm{fit}})^2},
+
+    with ``n_fit`` the sum of the sample weights of the rows that carry weight
+    (the number of such rows without sample weights). This is GCV of the
+    symmetric weighted hat matrix ``H = D^{1/2} X~ A^{-1} X~^T D^{1/2}``: the
+    weighted mean squared residual over ``(1 - tr(H) / n)^2``, the rotation-invariant
+    approximation of the exact leave-one-out error of
+    :func:`lastlayer.solvers.ridge_loo_path`, needing no pass over the rows.
+
+    Parameters
+    ----------
+    stats : SufficientStats
+    cell_weights : array-like of shape (n_cells,)
+        Loss weights ``omega_j >= 0``.
+    cell_targets : array-like of shape (n_cells, n_targets) or (n_cells,)
+    alphas : array-like of shape (n_alphas,)
+        Non-negative ridge strengths.
+    return_coef : bool, default=True
+        Return ``"coef"`` (n_alphas, d, m) and ``"intercept"`` (n_alphas, m).
+    return_cell_leverage : bool, default=False
+        Return ``"cell_leverage"`` (n_alphas, J), as ``solve_ridge`` (costs
+        ``O(J d^3)`` once).
+
+    Returns
+    -------
+    dict
+        ``"alphas"``, ``"df"``, ``"mse"`` (weighted mean squared training residual
+        ``RSS / V``), ``"gcv"`` (``inf`` where ``df >= n_fit``), ``"n_fit"`` and the
+        optional arrays above. Arrays are in the order of ``alphas``.
+
+    Notes
+    -----
+    Cost ``O(J d^2 + d^3)`` once plus ``O(d m)`` per alpha (``O(d^2 m)`` with the
+    coefficients). The RSS is a difference of Gram-matrix quantities: its relative
+    accuracy is about ``eps * TSS / RSS`` (plus the centring loss described in
+    :func:`lastlayer.solvers.sufficient_statistics`), ample unless the fit is
+    nearly perfect.
+    """
+    stats = _check_stats(stats)
+    omega = _check_cell_weights(cell_weights, stats.n_cells)
+    T = _check_cell_targets(cell_targets, stats.n_cells)
+    alphas = _check_alphas(alphas)
+    cen = _centre_stats(stats, omega, T)
+    lam, Q = scipy.linalg.eigh(cen.C, check_finite=False)
+    rt = Q.T @ cen.rhs  # (d, m)
+    rt2 = np.einsum("km,km->k", rt, rt)
+    wN = omega * stats.weight_sums
+    tss = float(wN @ np.einsum("jm,jm->j", T, T) - cen.V * (cen.tbar @ cen.tbar))
+    n_fit = float(stats.weight_sums[omega > 0].sum())
+
+    denom = lam[None, :] + alphas[:, None] * cen.n  # (L, d)
+    keep = denom > cen.tol
+    g = np.zeros_like(denom)
+    g[keep] = 1.0 / denom[keep]
+    df = 1.0 + (g * lam[None, :]).sum(axis=1)
+    rss = tss - (g * (2.0 - lam[None, :] * g)) @ rt2
+    rss = np.maximum(rss, 0.0)
+    mse = rss / cen.V
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gcv = np.where(df < n_fit * (1.0 - 1e3 * _EPS), mse / (1.0 - df / n_fit) ** 2, np.inf)
+    out = {"alphas": alphas, "df": df, "mse": mse, "gcv": gcv, "n_fit": n_fit}
+    if return_coef:
+        W = np.einsum("ik,lk,km->lim", Q, g, rt, optimize=True)  # (L, d, m)
+        out["coef"] = W
+        out["intercept"] = cen.tbar[None, :] - np.einsum("lim,i->lm", W, cen.mu)
+    if return_cell_leverage:
+        J = stats.n_cells
+        diag = np.empty((J, lam.size))
+        for j in range(J):
+            Gc = (stats.grams[j] - np.outer(stats.sums[j], cen.mu)
+                  - np.outer(cen.mu, stats.sums[j])
+                  + stats.weight_sums[j] * np.outer(cen.mu, cen.mu))
+            diag[j] = np.einsum("ik,ik->k", Gc @ Q, Q)
+        out["cell_leverage"] = omega[None, :] * (
+            stats.weight_sums[None, :] / cen.V + g @ diag.T)
+    return out
+
+
+def select_alpha_gcv(stats, cell_weights, cell_targets, alphas=None):
+    """Ridge strength minimising GCV, from the statistics alone (no pass over rows).
+
+    Evaluates :func:`alpha_path` on ``alphas`` (default ``np.logspace(-6, 2, 41)``,
+    as :func:`lastlayer.solvers.select_alpha_loo`) and returns the minimiser of
+    ``"gcv"``; ties go to the larger alpha.
+
+    Returns
+    -------
+    best_alpha : float
+    path : dict
+        The output of :func:`alpha_path` (without coefficients) plus
+        ``"best_index"``.
+    """
+    alphas = DEFAULT_RIDGE_ALPHAS.copy() if alphas is None else alphas
+    path = alpha_path(stats, cell_weights, cell_targets, alphas, return_coef=False)
+    best = _argmin_prefer_last(path["gcv"], path["alphas"])
+    path["best_index"] = best
+    return float(path["alphas"][best]), path
