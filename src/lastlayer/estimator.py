@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -30,6 +31,18 @@ _SMALL_PROBLEM = 512
 #: alpha="auto" searches ``lambda_max * ALPHA_GRID``, with ``lambda_max`` the largest
 #: eigenvalue of the feature covariance, so the choice is invariant to feature scale.
 ALPHA_GRID = np.logspace(-8, 1, 46)
+
+
+def _is_out_of_core(X):
+    """Inputs fitted from sufficient statistics without loading all rows.
+
+    Arrays (memory-mapped ones included) are fitted in memory; wrap a memmap in
+    :func:`lastlayer.outofcore.as_source` (or pass its ``.npy`` path) to stream it.
+    """
+    if isinstance(X, (str, os.PathLike)) or callable(X):
+        return True
+    from .outofcore import FeatureSource, _is_dask_array
+    return isinstance(X, FeatureSource) or _is_dask_array(X)
 
 
 def _is_real(x):
@@ -201,15 +214,23 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         return out
 
     # --------------------------------------------------------------------- fit
-    def fit(self, X, y, groups=None, sample_weight=None, X_val=None, y_val=None,
+    def fit(self, X, y=None, groups=None, sample_weight=None, X_val=None, y_val=None,
             groups_val=None):
         """Choose the loss weights (and alpha) and fit the layer.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Penultimate-layer features of the retraining set.
+        X : array-like of shape (n_samples, n_features), or out-of-core features
+            Penultimate-layer features of the retraining set. Also accepted, and
+            fitted from sufficient statistics in bounded memory (square loss,
+            weightings that need no row subsets): a dask array (computed with dask,
+            under a ``dask.distributed`` client if one is active), a
+            :class:`lastlayer.outofcore.FeatureSource` (e.g. ``as_source(memmap,
+            y=y)``), the path of an ``.npy`` file or of a directory of ``.npz`` /
+            ``.parquet`` shards, or a callable returning an iterable of ``(X, y)``
+            chunks (called once per pass).
         y : array-like of shape (n_samples,)
+            Labels; may be omitted for sources that carry them (shards, chunks).
         groups : array-like of shape (n_samples,), optional
             Group labels: weights are then per group, with ``target`` over groups
             (worst-group setting of DFR).
@@ -223,6 +244,11 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         self
         """
         self._check_params()
+        if _is_out_of_core(X):
+            try:
+                return self._fit_out_of_core(X, y, groups, sample_weight)
+            finally:
+                self.__dict__.pop("_fit_ctx", None)
         X, y = validate_data(self, X, y, dtype=np.float64, ensure_min_samples=2,
                              y_numeric=False)
         # Small dense problems run faster on one BLAS thread, and much faster when
@@ -236,6 +262,53 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit(self, X, y, groups, sample_weight, X_val, y_val, groups_val):
         n, d = X.shape
+        lab = self._prepare_labels(y, groups, sample_weight, n)
+        if np.all(np.ptp(X, axis=0) == 0):
+            raise ValueError("Every feature of X is constant: there is nothing to fit.")
+        stats = solvers.sufficient_statistics(X, lab["cell_idx"], lab["J"], lab["sw"])
+        self.solver_ = ("dual" if d + 1 > n else "primal") if self.solver == "auto" else self.solver
+        self._fit_ctx = dict(X=X, source=None, cell_idx=lab["cell_idx"], sw=lab["sw"],
+                             stats=stats, targets=lab["cell_targets"])
+        return self._fit_core(lab, stats, self._spectrum(X, stats), X_val, y_val, groups_val)
+
+    def _fit_out_of_core(self, X, y, groups, sample_weight):
+        """Fit from a FeatureSource, dask array, memmap, ``.npy``/shard path or chunk
+        callable: sufficient statistics in one pass, leave-one-out in one more."""
+        from . import outofcore
+        name = type(self).__name__
+        if self.loss != "square":
+            raise ValueError(f"{name} fits out-of-core data with loss='square' only; "
+                             f"got loss={self.loss!r}. Load the data in memory for logistic.")
+        if self.weighting in ("downsample", "tuned") or self.solver == "dual":
+            raise ValueError(f"{name}: weighting={self.weighting!r} / solver={self.solver!r} "
+                             "need the rows in memory; out-of-core data supports the "
+                             "weightings that work from sufficient statistics.")
+        src = outofcore.as_source(X, y=y, groups=groups)
+        y, groups = src.labels()
+        n, d = src.n_samples, src.n_features
+        if y is None:
+            raise ValueError(f"{name}.fit needs labels: pass y, or a source that carries them.")
+        lab = self._prepare_labels(y, groups, sample_weight, n)
+        if d + 1 > n:
+            raise ValueError(f"Out-of-core fitting needs more rows than features; got "
+                             f"n={n}, d={d}. Fit in memory (the dual solver) instead.")
+        self.n_features_in_ = d
+        self.__dict__.pop("feature_names_in_", None)
+        if isinstance(src, outofcore.DaskSource):
+            stats = outofcore.dask_statistics(X, lab["cell_idx"], lab["J"], lab["sw"])
+        else:
+            stats = outofcore.streaming_statistics(src, lab["cell_idx"], lab["J"], lab["sw"])
+        spectrum = self._spectrum(None, stats)
+        if spectrum.max() <= 0:
+            raise ValueError("Every feature of X is constant: there is nothing to fit.")
+        self.solver_ = "primal"
+        self._fit_ctx = dict(X=None, source=src, dask_X=X if isinstance(
+            src, outofcore.DaskSource) else None, cell_idx=lab["cell_idx"], sw=lab["sw"],
+            stats=stats, targets=lab["cell_targets"])
+        return self._fit_core(lab, stats, spectrum, None, None, None)
+
+    def _prepare_labels(self, y, groups, sample_weight, n):
+        """Classes, cells (solver) and units (weighting) from the labels."""
         y = _labels_1d(y, "y", n)
         check_classification_targets(y)
         self.classes_, y_idx = np.unique(y, return_inverse=True)
@@ -249,10 +322,6 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
             empty = self.classes_[mass <= 0].tolist()
             raise ValueError(f"Class(es) {empty!r} have no samples with positive weight; every "
                              f"class needs at least one sample.")
-        if np.all(np.ptp(X, axis=0) == 0):
-            raise ValueError("Every feature of X is constant: there is nothing to fit.")
-
-        # Cells (solver) and units (weighting).
         if groups is not None:
             g = _labels_1d(groups, "groups", n)
             self.groups_, g_idx = np.unique(g, return_inverse=True)
@@ -261,6 +330,7 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
             cell_class, unit_of_cell, unit_labels = keys // G, keys % G, g_idx
             unit_names = self.groups_
         else:
+            self.__dict__.pop("groups_", None)
             cell_idx, cell_class = y_idx, np.arange(K)
             unit_of_cell, unit_labels, unit_names = np.arange(K), y_idx, self.classes_
         U = unit_names.size
@@ -272,26 +342,34 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         if np.any(target < 0) or target.sum() <= 0:
             raise ValueError(f"The 'target' parameter must be non-negative with a positive sum. "
                              f"Got {target.tolist()!r} instead.")
-        target = target / target.sum()
-        cell_targets = np.eye(K)[cell_class]
-        J = cell_class.size
+        return dict(y_idx=y_idx, K=K, sw=sw, mass=mass, cell_idx=cell_idx,
+                    cell_class=cell_class, unit_of_cell=unit_of_cell, unit_labels=unit_labels,
+                    unit_names=unit_names, U=U, unit_counts=unit_counts,
+                    target=target / target.sum(), cell_targets=np.eye(K)[cell_class],
+                    J=cell_class.size, grouped=groups is not None)
 
+    def _fit_core(self, lab, stats, spectrum, X_val, y_val, groups_val):
+        """Choose weights and alpha, fit the layer; shared by in-memory and streaming."""
+        X = self._fit_ctx["X"]
+        d = stats.sums.shape[1]
+        K, J, U = lab["K"], lab["J"], lab["U"]
+        y_idx, sw, mass = lab["y_idx"], lab["sw"], lab["mass"]
+        cell_idx, cell_class = lab["cell_idx"], lab["cell_class"]
+        unit_of_cell, unit_labels = lab["unit_of_cell"], lab["unit_labels"]
+        unit_names, unit_counts, target = lab["unit_names"], lab["unit_counts"], lab["target"]
         rng = np.random.default_rng(self.random_state if not isinstance(
             self.random_state, np.random.RandomState) else self.random_state.randint(2**31))
-        stats = solvers.sufficient_statistics(X, cell_idx, J, sw)
-        self.solver_ = ("dual" if d + 1 > n else "primal") if self.solver == "auto" else self.solver
-        self._fit_ctx = dict(X=X, cell_idx=cell_idx, sw=sw, stats=stats, targets=cell_targets)
 
         def leverage(cell_w, alpha_holder):
             sol = self._ridge(cell_w, alpha_holder[0])
             return sol.cell_leverage, sol.df
 
-        spectrum = self._spectrum(X, stats)
         self.effective_dim_ = float(SPECTRAL_DIMENSIONS["pca99"](spectrum))
         self._alphas = max(float(spectrum.max()), np.finfo(float).tiny) * ALPHA_GRID
         problem = WeightingProblem(unit_counts=unit_counts, target=target,
                                    unit_of_cell=unit_of_cell, n_features=d,
                                    X=X, unit_labels=unit_labels, spectrum=spectrum,
+                                   stats=stats, cell_targets=lab["cell_targets"],
                                    random_state=rng)
 
         alpha_fixed = None if self.alpha == "auto" else float(self.alpha)
@@ -377,8 +455,10 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
                                                                 minlength=J) * cell_w,
                                minlength=K)
         self.class_weight_ = cls_mass / mass
-        if groups is not None:
+        if lab["grouped"]:
             self.group_weight_ = unit_w.copy()
+        else:
+            self.__dict__.pop("group_weight_", None)
         if K == 2:
             self.coef_ = (W[:, 1] - W[:, 0])[None, :]
             self.intercept_ = np.array([b[1] - b[0]])
@@ -416,8 +496,9 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
 
     @staticmethod
     def _spectrum(X, stats):
-        n, d = X.shape
-        if d > n:
+        """Eigenvalues of the (sample-weighted) feature covariance."""
+        if X is not None and X.shape[1] > X.shape[0]:
+            n = X.shape[0]
             Xc = X - X.mean(axis=0)
             return np.linalg.eigvalsh(Xc @ Xc.T) / n
         N = stats.weight_sums.sum()
@@ -442,6 +523,13 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
 
     def _loo_alpha(self, cell_w):
         c = self._fit_ctx
+        if c["source"] is not None:  # out-of-core: one more pass over the rows
+            from . import outofcore
+            args = (c["stats"], c["cell_idx"], cell_w, c["targets"], self._alphas, c["sw"])
+            out = (outofcore.dask_loo_path(c["dask_X"], *args) if c["dask_X"] is not None
+                   else outofcore.streaming_loo_path(c["source"], *args))
+            return float(self._alphas[solvers._argmin_prefer_last(out["loo_mse"],
+                                                                  out["alphas"])])
         best, _ = solvers.select_alpha_loo(c["X"], c["cell_idx"], cell_w, c["targets"],
                                            alphas=self._alphas, sample_weight=c["sw"])
         return float(best)

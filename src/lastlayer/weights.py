@@ -55,6 +55,10 @@ class WeightingProblem:
     spectrum : ndarray, optional
         Eigenvalues of the feature covariance (used instead of ``X`` for the
         spectral dimension estimates when given).
+    stats, cell_targets : optional
+        Per-cell sufficient statistics (:class:`lastlayer.solvers.SufficientStats`)
+        and target rows; with two units they let ``optimal`` solve on a weight path
+        (:class:`lastlayer.paths.TwoUnitWeightPath`) instead of iterating.
     score : callable, optional
         ``score(unit_weights, alpha) -> float`` (higher is better), for ``tuned``.
     random_state : numpy Generator
@@ -69,6 +73,8 @@ class WeightingProblem:
     X: np.ndarray | None = None
     unit_labels: np.ndarray | None = None
     spectrum: np.ndarray | None = None
+    stats: object | None = None
+    cell_targets: np.ndarray | None = None
     score: Callable | None = None
     random_state: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
 
@@ -243,12 +249,14 @@ def weighting_optimal(problem, max_leverage=0.95, tol=1e-6, max_iter=100):
     the rest of the actual df; ``feasible=False``. The same cap applies when
     equal shares would need a leverage above ``max_leverage`` (with ridge).
     """
-    if problem.leverage is None:
-        raise ValueError("weighting='optimal' needs the solver's leverage hook.")
     cap = check_real(max_leverage, "max_leverage", 0.0, 1.0, closed="neither")
     n_u = problem.unit_counts
     p = problem.target
     cells = problem.unit_of_cell
+    if n_u.size == 2 and problem.stats is not None and np.all(p > 0):
+        return _optimal_two_units(problem, cap)
+    if problem.leverage is None:
+        raise ValueError("weighting='optimal' needs the solver's leverage hook.")
     # Start from the closed form with the raw dimension (exact for isotropic features).
     w = weighting_optimal_theory(problem, dim="d", max_leverage=max_leverage).weights
     history = []
@@ -279,6 +287,32 @@ def weighting_optimal(problem, max_leverage=0.95, tol=1e-6, max_iter=100):
             + f" of df={df:.4g}: unit(s) {np.flatnonzero(np.isclose(a_target, cap)).tolist()} "
             f"held at average leverage {cap:g}; the others share the rest.")
     return Weighting(w, feasible=feasible, df=float(df), info=info)
+
+
+def _optimal_two_units(problem, cap):
+    """``optimal`` for two units: root-finding on the weight path.
+
+    One generalised eigendecomposition makes every weight ratio cost O(d)
+    (:meth:`lastlayer.paths.TwoUnitWeightPath.equal_share_ratio`); the fixed point
+    and the capping rule are those of the iteration in :func:`weighting_optimal`.
+    """
+    from .paths import TwoUnitWeightPath
+
+    path = TwoUnitWeightPath(problem.stats, problem.unit_of_cell, problem.cell_targets,
+                             problem.alpha)
+    rho, feasible, out = path.equal_share_ratio(target=problem.target, max_leverage=cap,
+                                                return_info=True)
+    w = normalise_weights(path.unit_weights(rho), problem.unit_counts)
+    info = {"weight_ratio": rho, "shares": np.asarray(out["shares"]).tolist(),
+            "capped": bool(out["capped"]), "solver": "two_unit_path"}
+    if out["capped"]:
+        held = np.flatnonzero(np.isclose(out["target_leverage"], cap)).tolist()
+        info["message"] = (
+            ("No finite weights give every unit its share" if not feasible else
+             "Equal shares would need a leverage above max_leverage")
+            + f" of df={out['df']:.4g}: unit(s) {held} held at average leverage {cap:g}; "
+            "the others share the rest.")
+    return Weighting(w, feasible=feasible, df=float(out["df"]), info=info)
 
 
 def weighting_tuned(problem, powers=None, alphas=None):
