@@ -17,9 +17,11 @@ def data(counts=(60, 150, 390), d=25, seed=0):
     return X[perm], y[perm]
 
 
+@pytest.mark.parametrize("counts", [(60, 150, 390), (40, 60, 100)],
+                         ids=["gcv", "streaming-loo"])  # n > 10 d uses GCV, else exact LOO
 @pytest.mark.parametrize("weighting", ["optimal", "balanced", "optimal_theory"])
-def test_source_fit_equals_in_memory(tmp_path, weighting):
-    X, y = data()
+def test_source_fit_equals_in_memory(tmp_path, weighting, counts):
+    X, y = data(counts)
     ref = LastLayerClassifier(weighting=weighting).fit(X, y)
     np.save(tmp_path / "X.npy", X)
     for source in (as_source(X, y=y, block_rows=97), str(tmp_path / "X.npy")):

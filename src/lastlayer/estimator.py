@@ -31,6 +31,9 @@ _SMALL_PROBLEM = 512
 #: alpha="auto" searches ``lambda_max * ALPHA_GRID``, with ``lambda_max`` the largest
 #: eigenvalue of the feature covariance, so the choice is invariant to feature scale.
 ALPHA_GRID = np.logspace(-8, 1, 46)
+#: Above this many rows per feature, alpha="auto" uses GCV from the sufficient
+#: statistics instead of exact leave-one-out (which costs a pass over the rows).
+GCV_ROWS_PER_FEATURE = 10
 
 
 def _is_out_of_core(X):
@@ -96,7 +99,10 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         theory.md section 7); alpha itself is then chosen for the logistic fit.
     alpha : "auto" or float >= 0, default="auto"
         Ridge of the objective above. ``"auto"`` chooses it from the retraining data
-        alone: exact leave-one-out for square loss, approximate leave-one-out
+        alone, on a grid scaled by the largest eigenvalue of the feature covariance:
+        exact leave-one-out for square loss (generalised cross-validation from the
+        sufficient statistics when ``n > 10 d``, where the two agree to O(d/n)
+        and GCV needs no extra pass over the rows), approximate leave-one-out
         cross-entropy for logistic loss. Weights and alpha are chosen in two
         alternating rounds (alpha for the weights, weights for the alpha).
     target : dict or array-like, default=None
@@ -523,6 +529,12 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
 
     def _loo_alpha(self, cell_w):
         c = self._fit_ctx
+        stats = c["stats"]
+        if stats.n_rows.sum() > GCV_ROWS_PER_FEATURE * stats.sums.shape[1]:
+            # n >> d: leverages are O(d/n) and GCV, computed from the statistics
+            # alone, equals leave-one-out to that order -- no extra pass over rows.
+            from .paths import select_alpha_gcv
+            return float(select_alpha_gcv(stats, cell_w, c["targets"], self._alphas)[0])
         if c["source"] is not None:  # out-of-core: one more pass over the rows
             from . import outofcore
             args = (c["stats"], c["cell_idx"], cell_w, c["targets"], self._alphas, c["sw"])
