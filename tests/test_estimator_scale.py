@@ -102,3 +102,31 @@ def test_two_unit_path_matches_the_iteration(counts, alpha):
     np.testing.assert_allclose(fast.weights, slow.weights, rtol=1e-5)
     assert fast.feasible == slow.feasible
     assert fast.info["capped"] == slow.info["capped"]
+
+
+def test_torch_statistics_device_matches_numpy():
+    pytest.importorskip("torch")
+    X, y = data(seed=5)
+    ref = LastLayerClassifier().fit(X, y)
+    got = LastLayerClassifier(device="cpu").fit(X, y)
+    np.testing.assert_allclose(got.coef_, ref.coef_, atol=1e-9)
+
+
+@pytest.mark.gpu
+def test_cuda_statistics_match_numpy():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    X, y = data(seed=6)
+    ref = LastLayerClassifier().fit(X, y)
+    got = LastLayerClassifier(device="cuda").fit(X, y)
+    np.testing.assert_allclose(got.coef_, ref.coef_, atol=1e-8)
+
+
+def test_cuda_requested_without_cuda_is_a_clear_error():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    X, y = data(seed=7)
+    with pytest.raises((RuntimeError, ValueError), match="(?i)cuda"):
+        LastLayerClassifier(device="cuda").fit(X, y)

@@ -123,6 +123,11 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         (``d x d``), ``"dual"`` in the ``n x n`` kernel; ``"auto"`` takes the smaller.
     random_state : int, Generator or None, default=None
         Seeds the subsets of ``"downsample"`` and the folds of ``"tuned"``.
+    device : str or None, default=None
+        Where the sufficient statistics (the ``O(n d^2)`` part of a square-loss
+        fit) are computed: None with NumPy, or a torch device such as ``"cuda"``
+        (float64 on the device; needs ``lastlayer[torch]``). A CUDA device that is
+        not available raises a RuntimeError.
 
     Attributes
     ----------
@@ -148,7 +153,7 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, weighting="optimal", *, loss="square", alpha="auto", target=None,
                  dim="pca99", max_leverage=0.95, n_subsets=10, cv=3, solver="auto",
-                 random_state=None):
+                 random_state=None, device=None):
         self.weighting = weighting
         self.loss = loss
         self.alpha = alpha
@@ -159,6 +164,7 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         self.cv = cv
         self.solver = solver
         self.random_state = random_state
+        self.device = device
 
     # ------------------------------------------------------------------ checks
     def _check_params(self):
@@ -192,6 +198,9 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
             if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < lo:
                 raise ValueError(f"The '{p}' parameter of {name} must be an int in the range "
                                  f"[{lo}, inf). Got {v!r} instead.")
+        if self.device is not None and not isinstance(self.device, str):
+            raise ValueError(f"The 'device' parameter of {name} must be None or a torch device "
+                             f"string such as 'cuda'. Got {self.device!r} instead.")
         if self.solver not in _SOLVERS:
             raise ValueError(f"The 'solver' parameter of {name} must be one of "
                              f"{list(_SOLVERS)}. Got {self.solver!r} instead.")
@@ -271,7 +280,7 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         lab = self._prepare_labels(y, groups, sample_weight, n)
         if np.all(np.ptp(X, axis=0) == 0):
             raise ValueError("Every feature of X is constant: there is nothing to fit.")
-        stats = solvers.sufficient_statistics(X, lab["cell_idx"], lab["J"], lab["sw"])
+        stats = self._statistics(X, lab)
         self.solver_ = ("dual" if d + 1 > n else "primal") if self.solver == "auto" else self.solver
         self._fit_ctx = dict(X=X, source=None, cell_idx=lab["cell_idx"], sw=lab["sw"],
                              stats=stats, targets=lab["cell_targets"])
@@ -302,6 +311,9 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         self.__dict__.pop("feature_names_in_", None)
         if isinstance(src, outofcore.DaskSource):
             stats = outofcore.dask_statistics(X, lab["cell_idx"], lab["J"], lab["sw"])
+        elif self.device is not None:
+            stats = outofcore.torch_statistics(src, lab["cell_idx"], lab["J"], lab["sw"],
+                                               device=self.device)
         else:
             stats = outofcore.streaming_statistics(src, lab["cell_idx"], lab["J"], lab["sw"])
         spectrum = self._spectrum(None, stats)
@@ -312,6 +324,12 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
             src, outofcore.DaskSource) else None, cell_idx=lab["cell_idx"], sw=lab["sw"],
             stats=stats, targets=lab["cell_targets"])
         return self._fit_core(lab, stats, spectrum, None, None, None)
+
+    def _statistics(self, X, lab):
+        if self.device is None:
+            return solvers.sufficient_statistics(X, lab["cell_idx"], lab["J"], lab["sw"])
+        from .outofcore import torch_statistics
+        return torch_statistics(X, lab["cell_idx"], lab["J"], lab["sw"], device=self.device)
 
     def _prepare_labels(self, y, groups, sample_weight, n):
         """Classes, cells (solver) and units (weighting) from the labels."""
