@@ -384,10 +384,6 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         rng = np.random.default_rng(self.random_state if not isinstance(
             self.random_state, np.random.RandomState) else self.random_state.randint(2**31))
 
-        def leverage(cell_w, alpha_holder):
-            sol = self._ridge(cell_w, alpha_holder[0])
-            return sol.cell_leverage, sol.df
-
         self.effective_dim_ = float(SPECTRAL_DIMENSIONS["pca99"](spectrum))
         self._alphas = max(float(spectrum.max()), np.finfo(float).tiny) * ALPHA_GRID
         problem = WeightingProblem(unit_counts=unit_counts, target=target,
@@ -397,8 +393,13 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
                                    random_state=rng)
 
         alpha_fixed = None if self.alpha == "auto" else float(self.alpha)
-        lev_alpha = [alpha_fixed if alpha_fixed is not None else 0.0]
-        problem.leverage = lambda w: leverage(w, lev_alpha)
+        problem.alpha = 0.0 if alpha_fixed is None else alpha_fixed
+
+        def leverage(cell_w):  # at the alpha the weights are being chosen for
+            sol = self._ridge(cell_w, problem.alpha)
+            return sol.cell_leverage, sol.df
+
+        problem.leverage = leverage
 
         explicit = not isinstance(self.weighting, str)
         if explicit:
@@ -413,19 +414,18 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
                                              cell_idx, unit_labels, rng)
 
         def choose_weights(alpha):
-            lev_alpha[0] = alpha
             problem.alpha = alpha
             if explicit:
                 return Weighting(normalise_weights(unit_w, unit_counts))
             return compute_weighting(scheme, problem, **options)
 
-        # Square-loss alpha: exact LOO, alternating once with the weights.
+        # Square-loss alpha: leave-one-out (GCV when n > 10 d), alternating once with
+        # the weights.
         if alpha_fixed is not None:
             alpha_sq = alpha_fixed
             weighting = choose_weights(alpha_sq)
         elif scheme == "tuned":
             # The expensive baseline searches alpha jointly with the weights.
-            lev_alpha[0] = problem.alpha = 0.0
             weighting = compute_weighting(scheme, problem, alphas=self._alphas[::5], **options)
             alpha_sq = weighting.alpha
         else:
@@ -582,7 +582,6 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
             else:
                 best, hi = (float(grid[mid]), wt), mid - 1
         if best is None:
-            choose_weights(alpha)  # restore the leverage hook's alpha
             return alpha, weighting
         best[1].info["alpha_raised_from"] = float(alpha)
         return best
