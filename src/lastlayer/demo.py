@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["BINARY_TASKS", "load_binary_task", "run_binary_protocol", "ratio_sweep",
-           "summarise", "run_demo"]
+__all__ = ["BINARY_TASKS", "SKLEARN_PEER", "draw_counts", "load_binary_task", "run_protocol",
+           "run_binary_protocol", "ratio_sweep", "summarise", "run_demo"]
 
 #: Binary Fashion-MNIST tasks: (name, minority class, majority class).
 BINARY_TASKS = {
@@ -106,8 +106,17 @@ def load_binary_task(minority, majority, *, pool=(200, 800), test_per_class=1000
 
 def _draw(y_pool, n, share, rng, exclude=None):
     n_min = max(2, int(round(share * n)))
+    return draw_counts(y_pool, {1: n_min, 0: n - n_min}, rng, exclude=exclude)
+
+
+def draw_counts(y_pool, counts, rng, exclude=None):
+    """Rows of ``y_pool`` with exactly ``counts[label]`` rows per label, drawn without
+    replacement in the order of ``counts`` (rows in ``exclude`` are not eligible).
+
+    Raises ValueError when the pool is too small for a class.
+    """
     rows = []
-    for label, count in ((1, n_min), (0, n - n_min)):
+    for label, count in counts.items():
         cand = np.flatnonzero(y_pool == label)
         if exclude is not None:
             cand = np.setdiff1d(cand, exclude)
@@ -122,49 +131,145 @@ def _class_accuracy(clf, X, y):
     return float(np.mean(p[y == 1] == 1)), float(np.mean(p[y == 0] == 0))
 
 
+#: Name of the scikit-learn peer in :func:`run_protocol`'s ``methods``.
+SKLEARN_PEER = "sklearn_logreg_cv"
+#: Its settings: standardised features, then ``LogisticRegressionCV`` with
+#: ``class_weight="balanced"`` over these inverse regularisation strengths,
+#: stratified ``min(3, smallest class count)``-fold CV (accuracy), lbfgs.
+SKLEARN_PEER_CS = tuple(float(c) for c in np.logspace(-4, 1, 6))
+SKLEARN_PEER_MAX_ITER = 300
+
+
+def _fit_peer(X, y):
+    """The scikit-learn peer; returns (fitted pipeline, per-class weight, C)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.utils.class_weight import compute_class_weight
+    classes, counts = np.unique(y, return_counts=True)
+    cv = int(max(2, min(3, counts.min())))
+    model = make_pipeline(StandardScaler(), LogisticRegressionCV(
+        Cs=list(SKLEARN_PEER_CS), cv=cv, class_weight="balanced", scoring="accuracy",
+        max_iter=SKLEARN_PEER_MAX_ITER))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=ConvergenceWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)  # sklearn 1.8 API notices
+        warnings.filterwarnings("ignore", message=".*least populated class.*")
+        model.fit(X, y)
+    w = compute_class_weight("balanced", classes=classes, y=y)
+    C = float(np.ravel(model[-1].C_)[0])
+    return model, w, C
+
+
+def run_protocol(task, ns, counts, *, repeats=10, methods=DEMO_METHODS, seed=0,
+                 progress=True, loss="square", desc="retraining", estimator_params=None):
+    """Retrain on class-count-controlled subsamples of a pool; test per class.
+
+    Parameters
+    ----------
+    task : dict
+        ``X_pool, y_pool, X_test, y_test`` (any integer labels).
+    ns : sequence of int
+        Retraining-set sizes (the keys passed to ``counts``).
+    counts : callable
+        ``counts(n) -> {label: count}``: the exact per-class counts of a
+        retraining set of size ``n`` (labels drawn in this order).
+    methods : sequence of str
+        Weighting names of :class:`~lastlayer.estimator.LastLayerClassifier`, or
+        :data:`SKLEARN_PEER`. ``"tuned"`` gets a validation sample with the same
+        counts, disjoint from the training rows; where the pool is too small for
+        it, that (n, repeat) has no ``tuned`` row (``skipped`` in the result).
+    estimator_params : dict, optional
+        Extra parameters of the estimator for every method.
+
+    Seeds: repeat ``r`` at size ``n`` draws its rows with
+    ``numpy.random.default_rng([seed, n, r])`` and fits with ``random_state=r``.
+
+    Returns
+    -------
+    rows : list of dict
+        n, repeat, method, ``per_class`` (test accuracy per label, sorted labels),
+        ``worst``, ``balanced`` (mean of the per-class accuracies), ``minority``
+        and ``majority`` (accuracy of the class with the fewest / most training
+        rows), ``weight_ratio`` (loss weight of that fewest-rows class over that of
+        the most-rows class), alpha, df, effective_dim, feasible, seconds.
+    """
+    from tqdm.auto import tqdm
+
+    from .estimator import LastLayerClassifier
+    labels = np.unique(task["y_test"])
+    rows = []
+    bar = tqdm(total=len(ns) * repeats * len(methods), desc=desc, disable=not progress,
+               file=sys.stderr)
+    for n in ns:
+        cnt = counts(n)
+        lo = min(cnt, key=lambda c: cnt[c])
+        hi = max(cnt, key=lambda c: cnt[c])
+        for r in range(repeats):
+            rng = np.random.default_rng([seed, n, r])
+            tr = draw_counts(task["y_pool"], cnt, rng)
+            X, y = task["X_pool"][tr], task["y_pool"][tr]
+            classes = np.unique(y)
+            for m in methods:
+                kw = {}
+                if m == "tuned":
+                    try:
+                        va = draw_counts(task["y_pool"], cnt, rng, exclude=tr)
+                    except ValueError:
+                        bar.update()
+                        continue
+                    kw = {"X_val": task["X_pool"][va], "y_val": task["y_pool"][va]}
+                t0 = time.perf_counter()
+                if m == SKLEARN_PEER:
+                    clf, w, C = _fit_peer(X, y)
+                    extra = {"alpha": None, "C": C, "df": None, "effective_dim": None,
+                             "feasible": True}
+                else:
+                    clf = LastLayerClassifier(weighting=m, loss=loss, random_state=r,
+                                              **(estimator_params or {}))
+                    clf.fit(X, y, **kw)
+                    w = clf.class_weight_
+                    extra = {"alpha": clf.alpha_, "df": clf.df_,
+                             "effective_dim": clf.effective_dim_, "feasible": clf.feasible_}
+                sec = time.perf_counter() - t0
+                pred = clf.predict(task["X_test"])
+                acc = {int(c): float(np.mean(pred[task["y_test"] == c] == c)) for c in labels}
+                wc = dict(zip(classes.tolist(), np.asarray(w, float).tolist()))
+                rows.append({"n": int(n), "repeat": r, "method": m,
+                             "minority": acc[int(lo)], "majority": acc[int(hi)],
+                             "worst": min(acc.values()),
+                             "balanced": float(np.mean(list(acc.values()))),
+                             "per_class": [acc[int(c)] for c in labels],
+                             "weight_ratio": float(wc[lo] / wc[hi]),
+                             **extra, "seconds": sec})
+                bar.update()
+    bar.close()
+    return rows
+
+
 def run_binary_protocol(task, ns, *, share=0.09, repeats=10, methods=DEMO_METHODS, seed=0,
                         progress=True, loss="square"):
     """Retrain on subsamples of size ``n`` (minority ``share``) and test on balanced data.
 
     ``tuned`` gets a validation sample of the same size and imbalance, disjoint from
     the training rows (that extra data is its cost). Seeds: repeat ``r`` at size
-    ``n`` uses ``numpy.random.default_rng([seed, n, r])``.
+    ``n`` uses ``numpy.random.default_rng([seed, n, r])``. A binary front end of
+    :func:`run_protocol` (labels 1 = minority, 0 = majority).
 
     Returns
     -------
     list of dict rows: n, repeat, method, minority/majority/worst accuracy, weight
     ratio (minority / majority loss weight), alpha, df, feasible.
     """
-    from tqdm.auto import tqdm
+    def counts(n):
+        n_min = max(2, int(round(share * n)))
+        return {1: n_min, 0: n - n_min}
 
-    from .estimator import LastLayerClassifier
-    rows = []
-    bar = tqdm(total=len(ns) * repeats * len(methods), desc="retraining", disable=not progress,
-               file=sys.stderr)
-    for n in ns:
-        for r in range(repeats):
-            rng = np.random.default_rng([seed, n, r])
-            tr = _draw(task["y_pool"], n, share, rng)
-            X, y = task["X_pool"][tr], task["y_pool"][tr]
-            for m in methods:
-                kw = {}
-                if m == "tuned":
-                    va = _draw(task["y_pool"], n, share, rng, exclude=tr)
-                    kw = {"X_val": task["X_pool"][va], "y_val": task["y_pool"][va]}
-                clf = LastLayerClassifier(weighting=m, loss=loss, random_state=r)
-                t0 = time.perf_counter()
-                clf.fit(X, y, **kw)
-                sec = time.perf_counter() - t0
-                acc_min, acc_maj = _class_accuracy(clf, task["X_test"], task["y_test"])
-                rows.append({"n": int(n), "repeat": r, "method": m, "minority": acc_min,
-                             "majority": acc_maj, "worst": min(acc_min, acc_maj),
-                             "weight_ratio": float(clf.class_weight_[1] / clf.class_weight_[0]),
-                             "alpha": clf.alpha_, "df": clf.df_,
-                             "effective_dim": clf.effective_dim_,
-                             "feasible": clf.feasible_, "seconds": sec})
-                bar.update()
-    bar.close()
-    return rows
+    return run_protocol(task, ns, counts, repeats=repeats, methods=methods, seed=seed,
+                        progress=progress, loss=loss)
 
 
 def ratio_sweep(task, n, ratios, *, share=0.09, repeats=10, seed=0, progress=True):

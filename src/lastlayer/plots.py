@@ -410,3 +410,46 @@ def plot_compare(summary, labels, *, title=None):
         ax.set_title(title)
     ax.legend(fontsize="small", ncol=min(K + 1, 6))
     return fig
+
+
+def plot_methods_vs_n(summary, ns, methods, *, title=None,
+                      ylabel="worst-class test accuracy", highlight=("optimal",)):
+    """Like :func:`plot_worst_vs_n`, for many methods: plain tick labels at ``ns``
+    (no minor-tick labels on the log axis), a marker and line style per method, the
+    ``highlight`` methods drawn thicker. Missing ``(n, method)`` entries (or NaN) are
+    left out of that method's line.
+
+    Parameters
+    ----------
+    summary : dict
+        ``{(n, method): (mean, sem, count)}`` as from :func:`lastlayer.demo.summarise`.
+    ns : sequence of int
+    methods : sequence of str
+    """
+    from matplotlib.ticker import NullFormatter
+
+    fig = _new_figure(figsize=(7.2, 4.8))
+    ax = fig.add_subplot()
+    markers = "osD^v<>ph*xP"
+    styles = ("-", "--", "-.", ":")
+    for i, m in enumerate(methods):
+        pts = [(n, *summary[(n, m)][:2]) for n in ns
+               if (n, m) in summary and np.isfinite(summary[(n, m)][0])]
+        if not pts:
+            continue
+        x, mean, sem = (np.array(v, dtype=float) for v in zip(*pts))
+        sem = np.where(np.isfinite(sem), sem, 0.0)
+        hi = m in highlight
+        ax.errorbar(x, mean, yerr=sem, marker=markers[i % len(markers)], capsize=3,
+                    ls=styles[i % len(styles)] if not hi else "-", lw=2.6 if hi else 1.2,
+                    ms=6 if hi else 4, label=m, zorder=3 if hi else 2)
+    ax.set_xscale("log")
+    ax.set_xticks(list(ns))
+    ax.set_xticklabels([str(n) for n in ns])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("retraining samples n")
+    ax.set_ylabel(ylabel + " (mean ± SE)")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small", ncol=2)
+    return fig

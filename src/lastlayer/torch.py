@@ -36,9 +36,11 @@ from tqdm.auto import tqdm
 __all__ = [
     "cuda_available",
     "extract_features",
+    "finetune_classifier",
     "find_last_linear",
     "linear_input_features",
     "replace_last_layer",
+    "reset_last_layer",
     "resolve_device",
 ]
 
@@ -474,3 +476,193 @@ def replace_last_layer(model, fitted, *, attr=None) -> nn.Module:
     parent = new.get_submodule(parent_name) if parent_name else new
     setattr(parent, child, layer)
     return new
+
+
+# --------------------------------------------------------------------------- fine-tuning
+
+
+def reset_last_layer(model, n_outputs, *, attr=None, seed=0) -> nn.Module:
+    """Replace the model's last linear layer, in place, by a fresh ``nn.Linear(d, K)``.
+
+    The new layer has PyTorch's default initialisation drawn from a generator
+    seeded with ``seed`` (the global RNG is left untouched), the dtype and device
+    of the old one, and its train/eval state.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Changed in place (use ``copy.deepcopy`` first to keep the original).
+    n_outputs : int
+        Outputs ``K`` of the new layer (the number of classes).
+    attr : str or None, default=None
+        Dotted name of the layer; None picks the last ``nn.Linear``.
+    seed : int, default=0
+
+    Returns
+    -------
+    model : torch.nn.Module
+        The same object, for chaining.
+    """
+    if isinstance(n_outputs, bool) or not isinstance(n_outputs, numbers.Integral) \
+            or n_outputs < 1:
+        raise ValueError("The 'n_outputs' parameter must be an int in the range [1, inf). "
+                         f"Got {n_outputs!r} instead.")
+    name, old = find_last_linear(model, attr)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        layer = nn.Linear(old.in_features, int(n_outputs), bias=True,
+                          device=old.weight.device, dtype=old.weight.dtype)
+    layer.train(old.training)
+    if name == "":
+        raise ValueError("The model is itself a linear layer; build a new nn.Linear instead.")
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, layer)
+    return model
+
+
+_OPTIMIZERS = ("adam", "sgd")
+
+
+def finetune_classifier(model, images_or_tensor, labels, *, epochs=3, lr=1e-3, batch_size=64,
+                        transform=None, num_threads=None, progress=True, seed=0,
+                        optimizer="adam", momentum=0.9, weight_decay=0.0,
+                        schedule="cosine", device="cpu", return_history=False):
+    r"""Fine-tune every parameter of a classifier with cross-entropy.
+
+    Minimises the mean cross-entropy ``-log softmax(model(transform(x_i)))_{y_i}``
+    over mini-batches of a fresh random permutation per epoch (plus
+    ``weight_decay``), with Adam or SGD with momentum, the learning rate annealed
+    per step along a half cosine from ``lr`` to zero (``schedule="cosine"``) or
+    kept constant (``schedule=None``). The model's output must have one column per
+    class: replace its head first, e.g. with :func:`reset_last_layer`.
+
+    Deterministic for a fixed ``seed``, batch size and thread count on CPU: the
+    shuffling uses its own generator, and dropout (and anything else drawing from
+    the global torch RNG) runs inside ``torch.random.fork_rng`` seeded with ``seed``,
+    so the caller's global RNG state is left as it was.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Trained in place; returned in eval mode.
+    images_or_tensor : numpy.ndarray or torch.Tensor of shape (n, ...)
+        Raw inputs, sample axis first (e.g. uint8 images); ``transform`` turns a
+        batch into what the model takes.
+    labels : array-like of int of shape (n,)
+        Class indices in ``[0, K)``.
+    epochs : int, default=3
+    lr : float, default=1e-3
+    batch_size : int, default=64
+        The last, smaller batch of an epoch is kept.
+    transform : callable or None
+        Applied to each batch (on ``device``) before the forward pass, e.g.
+        ``functools.partial(lastlayer.datasets.preprocess_grayscale, size=64)``.
+    num_threads : int or None
+        CPU threads during training (``torch.set_num_threads``, restored after).
+    progress : bool, default=True
+        A tqdm bar over steps, showing the running loss.
+    seed : int, default=0
+    optimizer : {"adam", "sgd"}, default="adam"
+    momentum : float, default=0.9
+        SGD only.
+    weight_decay : float, default=0.0
+    schedule : {"cosine", None}, default="cosine"
+    device : str or torch.device, default="cpu"
+    return_history : bool, default=False
+        Also return a dict: ``"loss"`` (mean training loss per epoch),
+        ``"accuracy"`` (training accuracy per epoch, in train mode),
+        ``"seconds"`` (wall time) and ``"steps"``.
+
+    Returns
+    -------
+    model : torch.nn.Module
+        The same object, trained, in eval mode.
+    history : dict, only with ``return_history``
+    """
+    import time
+
+    for p, v, lo in (("epochs", epochs, 1), ("batch_size", batch_size, 1)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:
+            raise ValueError(f"The '{p}' parameter must be an int in the range [{lo}, inf). "
+                             f"Got {v!r} instead.")
+    if not (isinstance(lr, numbers.Real) and not isinstance(lr, bool) and lr > 0):
+        raise ValueError(f"The 'lr' parameter must be a float in the range (0, inf). "
+                         f"Got {lr!r} instead.")
+    if optimizer not in _OPTIMIZERS:
+        raise ValueError(f"The 'optimizer' parameter must be one of {list(_OPTIMIZERS)}. "
+                         f"Got {optimizer!r} instead.")
+    if schedule not in ("cosine", None):
+        raise ValueError("The 'schedule' parameter must be 'cosine' or None. "
+                         f"Got {schedule!r} instead.")
+    if transform is not None and not callable(transform):
+        raise TypeError("The 'transform' parameter must be None or a callable. "
+                        f"Got {type(transform).__name__} instead.")
+    num_threads = _check_num_threads(num_threads)
+    dev = resolve_device(device)
+    x_all = images_or_tensor
+    if isinstance(x_all, np.ndarray):
+        x_all = torch.from_numpy(np.ascontiguousarray(x_all))
+    if not isinstance(x_all, torch.Tensor) or x_all.ndim < 1:
+        raise TypeError("The 'images_or_tensor' parameter must be a numpy array or a tensor "
+                        f"with a sample axis. Got {type(images_or_tensor).__name__}.")
+    y_all = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    n = x_all.shape[0]
+    if y_all.ndim != 1 or y_all.shape[0] != n:
+        raise ValueError(f"'labels' must have shape ({n},) to match the inputs. "
+                         f"Got shape {tuple(y_all.shape)} instead.")
+    if n == 0:
+        raise ValueError("There is nothing to train on: the inputs are empty.")
+    dtype = _model_dtype(model)
+    model.to(dev)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    steps_per_epoch = -(-n // int(batch_size))
+    total = steps_per_epoch * int(epochs)
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+             if schedule == "cosine" else None)
+    gen = torch.Generator().manual_seed(int(seed))
+    history = {"loss": [], "accuracy": [], "steps": total}
+    threads = torch.get_num_threads()
+    t0 = time.perf_counter()
+    try:
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            torch.manual_seed(int(seed))
+            model.train()
+            bar = tqdm(total=total, disable=not progress, desc="fine-tuning", unit="step")
+            for _ in range(int(epochs)):
+                order = torch.randperm(n, generator=gen)
+                loss_sum, correct = 0.0, 0
+                for s in range(0, n, int(batch_size)):
+                    idx = order[s:s + int(batch_size)]
+                    xb = x_all[idx].to(dev)
+                    yb = y_all[idx].to(dev)
+                    if transform is not None:
+                        xb = transform(xb)
+                    if xb.is_floating_point() and xb.dtype != dtype:
+                        xb = xb.to(dtype)
+                    out = model(xb)
+                    loss = nn.functional.cross_entropy(out, yb)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    if sched is not None:
+                        sched.step()
+                    loss_sum += float(loss.detach()) * idx.numel()
+                    correct += int((out.detach().argmax(1) == yb).sum())
+                    bar.update()
+                    bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+                history["loss"].append(loss_sum / n)
+                history["accuracy"].append(correct / n)
+            bar.close()
+    finally:
+        if num_threads is not None:
+            torch.set_num_threads(threads)
+        model.eval()
+    history["seconds"] = time.perf_counter() - t0
+    return (model, history) if return_history else model
