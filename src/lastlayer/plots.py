@@ -323,7 +323,8 @@ def save_figure(fig, path, **savefig_kwargs):
 
 
 def plot_worst_vs_n(summary, ns, methods, *, title=None, ylabel="worst-class test accuracy"):
-    """Worst-class accuracy against the retraining-set size, one line per method.
+    """Worst-class accuracy against the retraining-set size, one line per method
+    (:func:`plot_methods_vs_n` with no highlighted method).
 
     Parameters
     ----------
@@ -332,21 +333,7 @@ def plot_worst_vs_n(summary, ns, methods, *, title=None, ylabel="worst-class tes
     ns : sequence of int
     methods : sequence of str
     """
-    fig = _new_figure()
-    ax = fig.add_subplot()
-    for m in methods:
-        mean = np.array([summary[(n, m)][0] for n in ns])
-        sem = np.array([summary[(n, m)][1] for n in ns])
-        ax.errorbar(ns, mean, yerr=sem, marker="o", capsize=3, label=m)
-    ax.set_xscale("log")
-    ax.set_xticks(list(ns))
-    ax.set_xticklabels([str(n) for n in ns])
-    ax.set_xlabel("retraining samples n")
-    ax.set_ylabel(ylabel + " (mean ± SE)")
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize="small")
-    return fig
+    return plot_methods_vs_n(summary, ns, methods, title=title, ylabel=ylabel, highlight=())
 
 
 def plot_accuracy_vs_ratio(sweep, marks=None, *, title=None):
