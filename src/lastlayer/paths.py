@@ -44,6 +44,7 @@ from .solvers import (
     _check_cell_weights,
     _check_stats,
     _noise_tol,
+    _well_conditioned_cholesky,
 )
 from .theory import water_fill_leverage
 
@@ -198,7 +199,7 @@ class TwoUnitWeightPath:
         C_tot = grams_u[0] + grams_u[1]  # centred at the overall mean: sums cancel
         basis = None
         n_rows = int(stats.n_rows.sum())
-        if d + 1 > n_rows or (self.alpha == 0.0 and not _well_conditioned(C_tot)):
+        if d + 1 > n_rows or (self.alpha == 0.0 and _well_conditioned_cholesky(C_tot) is None):
             lam_c, Q = scipy.linalg.eigh(C_tot, check_finite=False)
             scale = max(float(lam_c[-1]), float(np.abs(np.diag(C_tot)).max()), 0.0)
             keep = lam_c > _noise_tol(max(d, n_rows), scale)
@@ -456,18 +457,6 @@ class TwoUnitWeightPath:
             "capped": bool(np.any(np.isclose(a, cap))),
         }
         return rho, feasible, info
-
-
-def _well_conditioned(C):
-    """True when ``C`` is numerically positive definite (Cholesky + rcond estimate)."""
-    d = C.shape[0]
-    try:
-        c, _ = scipy.linalg.cho_factor(C, lower=False, check_finite=False)
-    except np.linalg.LinAlgError:
-        return False
-    anorm = np.abs(C).sum(axis=0).max()
-    rcond, info = scipy.linalg.lapack.dpocon(c, anorm)
-    return info == 0 and rcond * anorm > _noise_tol(d, anorm)
 
 
 # --------------------------------------------------------------------------------------

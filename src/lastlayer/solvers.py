@@ -441,18 +441,30 @@ def _cell_leverage(stats, omega, cen, B):
     return omega * (stats.weight_sums / cen.V + tr)
 
 
-def _solve_cholesky(cen, alpha):
-    """Cholesky of ``C + alpha n I``; None when it fails or is ill-conditioned."""
-    d = cen.C.shape[0]
-    A = cen.C + alpha * cen.n * np.eye(d)
+def _well_conditioned_cholesky(A, tol=None):
+    """Upper Cholesky factor of ``A``, or None when it fails or ``A`` is ill-conditioned.
+
+    Ill-conditioned: the LAPACK estimate ``rcond * ||A||_1`` is not above ``tol``
+    (default :func:`_noise_tol` of ``A``'s size and 1-norm).
+    """
     try:
-        c, lower = scipy.linalg.cho_factor(A, lower=False, check_finite=False)
+        c, _ = scipy.linalg.cho_factor(A, lower=False, check_finite=False)
     except np.linalg.LinAlgError:
         return None
     anorm = np.abs(A).sum(axis=0).max()
     rcond, info = scipy.linalg.lapack.dpocon(c, anorm)
-    if info != 0 or not rcond * anorm > cen.tol:
+    if tol is None:
+        tol = _noise_tol(A.shape[0], anorm)
+    return c if info == 0 and rcond * anorm > tol else None
+
+
+def _solve_cholesky(cen, alpha):
+    """Cholesky of ``C + alpha n I``; None when it fails or is ill-conditioned."""
+    d = cen.C.shape[0]
+    c = _well_conditioned_cholesky(cen.C + alpha * cen.n * np.eye(d), cen.tol)
+    if c is None:
         return None
+    lower = False
     W = scipy.linalg.cho_solve((c, lower), cen.rhs, check_finite=False)
     B = scipy.linalg.cho_solve((c, lower), np.eye(d), check_finite=False)
     return W, 0.5 * (B + B.T)
