@@ -516,6 +516,23 @@ def _parse_label_column(cells, name, path):
     return np.asarray([v for v, _ in parsed], dtype=np.int64)
 
 
+def _check_columns(path, names, label_column, group_column):
+    """Check that the label column (and a non-default group column) exist in a
+    table's column ``names``; return whether the group column is there."""
+    if label_column not in names:
+        raise ValueError(
+            f"'{path}' has no label column '{label_column}' (set by label_column=). "
+            f"Columns found: {names!r}."
+        )
+    use_groups = group_column is not None and group_column in names
+    if group_column is not None and not use_groups and group_column != _DEFAULT_GROUP_COLUMN:
+        raise ValueError(
+            f"'{path}' has no group column '{group_column}' (set by group_column=). "
+            f"Columns found: {names!r}."
+        )
+    return use_groups
+
+
 def _read_csv(path, label_column, group_column):
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
@@ -524,17 +541,7 @@ def _read_csv(path, label_column, group_column):
         except StopIteration:
             raise ValueError(f"'{path}' is empty; expected a header row and data rows.") from None
         rows = [r for r in reader if r]
-    if label_column not in header:
-        raise ValueError(
-            f"'{path}' has no label column '{label_column}' (set by label_column=). "
-            f"Columns found: {header!r}."
-        )
-    use_groups = group_column is not None and group_column in header
-    if group_column is not None and not use_groups and group_column != _DEFAULT_GROUP_COLUMN:
-        raise ValueError(
-            f"'{path}' has no group column '{group_column}' (set by group_column=). "
-            f"Columns found: {header!r}."
-        )
+    use_groups = _check_columns(path, header, label_column, group_column)
     for r, row in enumerate(rows):
         if len(row) != len(header):
             raise ValueError(
@@ -581,17 +588,7 @@ def _read_parquet(path, label_column, group_column):
     pa, pq = _import_pyarrow()
     table = pq.read_table(path)
     names = list(table.column_names)
-    if label_column not in names:
-        raise ValueError(
-            f"'{path}' has no label column '{label_column}' (set by label_column=). "
-            f"Columns found: {names!r}."
-        )
-    use_groups = group_column is not None and group_column in names
-    if group_column is not None and not use_groups and group_column != _DEFAULT_GROUP_COLUMN:
-        raise ValueError(
-            f"'{path}' has no group column '{group_column}' (set by group_column=). "
-            f"Columns found: {names!r}."
-        )
+    use_groups = _check_columns(path, names, label_column, group_column)
     y = _arrow_column_to_numpy(pa, table.column(label_column))
     groups = _arrow_column_to_numpy(pa, table.column(group_column)) if use_groups else None
     # pandas' to_parquet may store a non-default index as "__index_level_<k>__"
