@@ -219,6 +219,27 @@ def test_d_much_larger_than_n_uses_the_dual():
     assert np.all(np.isfinite(clf.coef_)) and clf.coef_.shape == (1, 500)
 
 
+@pytest.mark.parametrize("weighting", ["optimal", "balanced"])
+def test_float32_features_fit_in_float32_close_to_the_float64_fit(weighting):
+    # offset features, five imbalanced classes, n > 10 d (GCV) -- the benchmark's shape
+    X, y = gaussian_classes([400, 200, 120, 60, 30], 20, sep=0.7, seed=12)
+    X = X + 5.0
+    X32 = X.astype(np.float32)
+    ref = LastLayerClassifier(weighting=weighting).fit(X32.astype(np.float64), y)
+    fast = LastLayerClassifier(weighting=weighting).fit(X32, y)
+    assert (ref.precision_, fast.precision_) == ("float64", "float32")
+    assert fast.alpha_ == pytest.approx(ref.alpha_, rel=1e-6)  # same grid point
+    np.testing.assert_allclose(fast.class_weight_, ref.class_weight_, rtol=1e-4)
+    np.testing.assert_allclose(fast.coef_, ref.coef_, rtol=1e-4, atol=1e-6 * np.abs(ref.coef_).max())
+    np.testing.assert_allclose(fast.intercept_, ref.intercept_, rtol=1e-4, atol=1e-5)
+    assert np.mean(fast.predict(X32) == ref.predict(X32)) > 0.999
+    # asking for float64 gives the float64 fit; logistic loss always runs in float64
+    exact = LastLayerClassifier(weighting=weighting, precision="float64").fit(X32, y)
+    assert exact.precision_ == "float64"
+    np.testing.assert_allclose(exact.coef_, ref.coef_, rtol=1e-10, atol=1e-12)
+    assert LastLayerClassifier(loss="logistic", alpha=0.1).fit(X32, y).precision_ == "float64"
+
+
 @pytest.mark.parametrize("kwargs,match", [
     ({"weighting": "bogus"}, r"'weighting' parameter of LastLayerClassifier must be one of"),
     ({"loss": "hinge"}, r"'loss' parameter .* Got 'hinge'"),
@@ -230,6 +251,7 @@ def test_d_much_larger_than_n_uses_the_dual():
     ({"weighting": [1.0, 2.0, 3.0]}, r"must have 2 entries"),
     ({"target": [0.5, 0.2, 0.3]}, r"'target' parameter must have 2 entries"),
     ({"dim": "nope"}, r"'dim' parameter"),
+    ({"precision": "float16"}, r"'precision' parameter .* Got 'float16'"),
 ])
 def test_bad_parameters(kwargs, match):
     X, y = gaussian_classes([10, 20], 3, seed=11)

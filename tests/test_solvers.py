@@ -137,6 +137,42 @@ def test_sufficient_statistics_match_direct_sums(weighted, chunk_size):
     np.testing.assert_array_equal(st.grams, st.grams.transpose(0, 2, 1))
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("input_dtype", [np.float32, np.float64])
+def test_float32_statistics_close_to_exact_sums_despite_an_offset(weighted, input_dtype):
+    # features with an offset 100x their spread: without the shift, float32 products
+    # would lose about four digits to cancellation when the solver centres them
+    rng = np.random.default_rng(3)
+    n, d = 3000, 6
+    X = (100.0 + rng.standard_normal((n, d)) @ rng.standard_normal((d, d))).astype(input_dtype)
+    cells = rng.integers(0, 3, n)
+    s = rng.uniform(0.5, 2.0, n) if weighted else None
+    exact = sufficient_statistics(X.astype(np.float64), cells, 3, s)
+    st = sufficient_statistics(X, cells, 3, s, precision="float32", chunk_size=1000)
+    np.testing.assert_array_equal(st.n_rows, exact.n_rows)
+    np.testing.assert_allclose(st.sums, exact.sums, rtol=1e-6)
+    # centred second moments, the quantity the solver uses, to float32 round-off
+    for j in range(3):
+        N = exact.weight_sums[j]
+        mu = exact.sums[j] / N
+        C_exact = exact.grams[j] - N * np.outer(mu, mu)
+        C32 = st.grams[j] - np.outer(st.sums[j], st.sums[j]) / N
+        assert np.abs(C32 - C_exact).max() < 1e-5 * np.abs(C_exact).max()
+    omega, T = np.ones(3), np.eye(3)
+    np.testing.assert_allclose(solve_ridge(st, omega, 1e-3, T).coef,
+                               solve_ridge(exact, omega, 1e-3, T).coef, rtol=1e-4, atol=1e-6)
+
+
+def test_statistics_reject_non_finite_values_and_unknown_precision():
+    X = np.ones((5, 2))
+    X[3, 1] = np.nan
+    for precision in ("float64", "float32"):
+        with pytest.raises(ValueError, match="must be finite"):
+            sufficient_statistics(X, np.zeros(5, dtype=int), 1, precision=precision)
+    with pytest.raises(ValueError, match="'precision' parameter"):
+        sufficient_statistics(np.ones((5, 2)), np.zeros(5, dtype=int), 1, precision="half")
+
+
 def test_merge_statistics_of_halves_equals_whole():
     X, cells, omega, T, s = make_problem(1, 50, 4, 3, True)
     whole = sufficient_statistics(X, cells, 3, s)
@@ -399,6 +435,21 @@ def test_ridge_loo_path_matches_brute_force(shape, n_classes):
         sol = fit("auto", X, cells, omega, a, T, s)
         assert path["df"][k] == pytest.approx(sol.df, rel=1e-8)
     assert path["loo_decision"].shape == (3, n, T.shape[1])
+
+
+def test_ridge_loo_path_reads_the_gram_from_statistics():
+    X, cells, omega, T, s = make_problem(19, 60, 8, 3, True)
+    alphas = np.array([1e-3, 0.05, 1.0])
+    stats = sufficient_statistics(X, cells, 3, s)
+    from_rows = ridge_loo_path(X, cells, omega, T, alphas, sample_weight=s)
+    from_stats = ridge_loo_path(X, cells, omega, T, alphas, sample_weight=s, stats=stats)
+    for k, a in enumerate(alphas):
+        err, _ = brute_force_loo(X, cells, omega, T, a, s)
+        assert from_stats["loo_mse"][k] == pytest.approx(err, rel=1e-7)
+    np.testing.assert_allclose(from_stats["df"], from_rows["df"], rtol=1e-10)
+    with pytest.raises(ValueError, match="7 features; X has 8"):
+        ridge_loo_path(X, cells, omega, T, alphas, sample_weight=s,
+                       stats=sufficient_statistics(X[:, :7], cells, 3, s))
 
 
 def test_ridge_loo_path_handles_interpolation():

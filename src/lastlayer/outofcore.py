@@ -67,13 +67,14 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
-from scipy.linalg.blas import dsyrk
 from tqdm.auto import tqdm
 
 from . import io as _io
 from ._validation import check_int
 from .solvers import (
     SufficientStats,
+    _WORK_ELEMS,
+    _StatsAccumulator,
     _centre_stats,
     _check_alphas,
     _check_cell_targets,
@@ -105,7 +106,6 @@ __all__ = [
 DEFAULT_BLOCK_ROWS = 65536
 _DASK_HINT = 'pip install "lastlayer[dask]"'
 _TORCH_HINT = 'pip install "lastlayer[torch]"'
-_WORK_ELEMS = 2**21  # float64 entries per sub-block of work (16 MiB)
 _EPS = float(np.finfo(np.float64).eps)
 
 
@@ -789,56 +789,6 @@ def _no_labels(y, groups, why):
 # --------------------------------------------------------------------------------------
 # Block kernels (shared by the streaming and dask paths)
 # --------------------------------------------------------------------------------------
-
-
-class _StatsAccumulator:
-    """In-place per-cell statistics; Gram lower triangles accumulated with dsyrk."""
-
-    def __init__(self, n_cells, d):
-        self.J, self.d = n_cells, d
-        self.weight_sums = np.zeros(n_cells)
-        self.n_rows = np.zeros(n_cells, dtype=np.int64)
-        self.sums = np.zeros((n_cells, d))
-        self.grams = np.zeros((n_cells, d, d))
-
-    def add(self, X, cells, s):
-        """``X`` float64 (rows, d); ``cells`` int; ``s`` sample weights or None."""
-        J = self.J
-        self.n_rows += np.bincount(cells, minlength=J)
-        self.weight_sums += (np.bincount(cells, minlength=J) if s is None
-                             else np.bincount(cells, weights=s, minlength=J))
-        step = max(1, _WORK_ELEMS // max(self.d, 1))
-        for lo in range(0, X.shape[0], step):
-            Xc, cc = X[lo:lo + step], cells[lo:lo + step]
-            sc = None if s is None else s[lo:lo + step]
-            if cc.size and cc.min() == cc.max():
-                self._add_cell(int(cc[0]), Xc, sc)
-                continue
-            order = np.argsort(cc, kind="stable")
-            cc, Xc = cc[order], Xc[order]
-            sc = None if sc is None else sc[order]
-            present, first = np.unique(cc, return_index=True)
-            bounds = np.append(first, cc.shape[0])
-            for j, a, b in zip(present, bounds[:-1], bounds[1:]):
-                self._add_cell(int(j), Xc[a:b], None if sc is None else sc[a:b])
-
-    def _add_cell(self, j, Xj, sj):
-        if sj is None:
-            self.sums[j] += Xj.sum(axis=0)
-            Xs = Xj
-        else:
-            self.sums[j] += sj @ Xj
-            Xs = Xj * np.sqrt(sj)[:, None]
-        # G_j.T is F-contiguous: dsyrk updates its upper = G_j's lower triangle in place
-        dsyrk(1.0, np.ascontiguousarray(Xs).T, beta=1.0, c=self.grams[j].T, trans=0,
-              lower=0, overwrite_c=1)
-
-    def result(self):
-        grams = self.grams
-        for j in range(self.J):
-            low = np.tril(grams[j])
-            grams[j] = low + np.tril(low, -1).T
-        return SufficientStats(self.weight_sums, self.n_rows, self.sums, grams)
 
 
 def _block_statistics(X, cells, n_cells, s):
