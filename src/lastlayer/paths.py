@@ -365,12 +365,15 @@ class TwoUnitWeightPath:
             "average_leverage": L / self.unit_counts[None, :],
         }
         if return_coef:
-            coef = np.empty((rhos.size, self._d, self._m))
-            intercept = np.empty((rhos.size, self._m))
-            for k, rho in enumerate(rhos):
-                theta = self._V @ (G[k][:, None] * (self._Y[0] + rho * self._Y[1]))
-                coef[k], intercept[k] = self._unshift(theta)
-            out["coef"], out["intercept"] = coef, intercept
+            # theta_k = V diag(g_k) (Y_0 + rho_k Y_1) for every k: one (p, p) x (p, L m)
+            # product instead of L matrix-vector products
+            Z = G.T[:, :, None] * (self._Y[0][:, None, :] + rhos[None, :, None] * self._Y[1][:, None, :])
+            theta = (self._V @ Z.reshape(Z.shape[0], -1)).reshape(Z.shape)  # (p, L, m)
+            W = theta[:-1]
+            if self._basis is not None:
+                W = (self._basis @ W.reshape(W.shape[0], -1)).reshape(self._d, *W.shape[1:])
+            out["coef"] = np.ascontiguousarray(W.transpose(1, 0, 2))  # (L, d, m)
+            out["intercept"] = theta[-1] - np.einsum("dkm,d->km", W, self._shift)
         return out
 
     def equal_share_ratio(self, target=(0.5, 0.5), max_leverage=0.95, *, return_info=False):
