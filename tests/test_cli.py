@@ -105,6 +105,21 @@ def test_fit_json_report_and_layer(capsys, feature_files, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_fit_precision_follows_the_feature_dtype(capsys, feature_files, tmp_path):
+    train, test = feature_files
+    with np.load(train) as z:
+        X, y = z["X"], z["y"]
+    f32 = tmp_path / "train32.npz"
+    np.savez(f32, X=X.astype(np.float32), y=y)
+    exact = run_json(capsys, "fit", "--train", str(f32), "--test", test,
+                     "--precision", "float64")
+    fast = run_json(capsys, "fit", "--train", str(f32), "--test", test)
+    assert (exact["precision"], fast["precision"]) == ("float64", "float32")
+    assert run_json(capsys, "fit", "--train", train, "--test", test)["precision"] == "float64"
+    np.testing.assert_allclose(fast["class_weights"], exact["class_weights"], rtol=1e-4)
+    assert fast["per_class_accuracy"] == exact["per_class_accuracy"]
+
+
 def test_fit_bad_file_exits_2(capsys, tmp_path):
     bad = tmp_path / "bad.npz"
     np.savez(bad, X=np.array([[1.0, np.nan], [0.0, 1.0]]), y=np.array([0, 1]))

@@ -150,7 +150,7 @@ def cmd_fit(args):
     train = load_features(args.train)
     alpha = args.alpha if args.alpha == "auto" else float(args.alpha)
     clf = LastLayerClassifier(weighting=args.weighting, loss=args.loss, alpha=alpha,
-                              random_state=args.seed)
+                              random_state=args.seed, precision=args.precision)
     t0 = time.perf_counter()
     clf.fit(train.X, train.y, groups=train.groups if args.groups else None)
     seconds = time.perf_counter() - t0
@@ -162,7 +162,7 @@ def cmd_fit(args):
         "classes": clf.classes_.tolist(),
         "class_weights": clf.class_weight_.tolist(),
         "alpha": clf.alpha_, "df": clf.df_, "effective_dim": clf.effective_dim_,
-        "feasible": clf.feasible_, "fit_seconds": seconds,
+        "feasible": clf.feasible_, "fit_seconds": seconds, "precision": clf.precision_,
         "per_class_accuracy": {str(r["label"]): r["accuracy"] for r in rep["per_class"]},
         "worst_class_accuracy": rep["worst_class_accuracy"],
         "balanced_accuracy": rep["balanced_accuracy"],
@@ -179,7 +179,8 @@ def cmd_fit(args):
         f"Fitted last layer on {args.train}: n={train.X.shape[0]}, d={train.X.shape[1]}, "
         f"weighting={args.weighting}, loss={args.loss}",
         f"alpha={clf.alpha_:.3g}  df={clf.df_:.4g}  effective dim (PCA 99%)="
-        f"{clf.effective_dim_:.0f}  feasible={clf.feasible_}  ({seconds:.2f} s)", "",
+        f"{clf.effective_dim_:.0f}  feasible={clf.feasible_}  ({seconds:.2f} s, statistics "
+        f"in {clf.precision_})", "",
         _table([[c, w] for c, w in zip(clf.classes_.tolist(), clf.class_weight_)],
                ["class", "loss weight"]), "",
         f"Evaluated on {'test: ' + args.test if args.test else 'the training set'}",
@@ -375,6 +376,9 @@ def build_parser():
     f.add_argument("--alpha", default="auto", help="'auto' or a float >= 0")
     f.add_argument("--groups", action="store_true",
                    help="weight the file's groups (instead of classes)")
+    f.add_argument("--precision", choices=["auto", "float64", "float32"], default="auto",
+                   help="Gram products of the statistics: float32 for float32 features by "
+                        "default (see LastLayerClassifier)")
     f.add_argument("--out", default=None, metavar="LAYER.npz")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--json", action="store_true")

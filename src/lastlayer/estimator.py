@@ -133,13 +133,13 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         not available raises a RuntimeError.
     precision : {"auto", "float64", "float32"}, default="auto"
         Precision of the Gram products in the sufficient statistics of an
-        in-memory square-loss fit on the CPU. ``"float32"`` shifts the rows by a centre and multiplies in
-        float32 with float64 accumulation (about twice as fast, and no float64 copy
-        of float32 features); the layer then agrees with the float64 fit to about
-        ``1e-7`` times the condition number of the ridge system. ``"auto"``:
-        float32 for float32 features (as networks emit them), float64 otherwise.
-        Everything after the statistics runs in float64. Out-of-core sources are
-        accumulated in float64.
+        in-memory square-loss fit on the CPU. ``"float32"`` shifts the rows by a
+        centre and multiplies in float32 with float64 accumulation (about twice as
+        fast, and no float64 copy of float32 features); the layer then agrees with
+        the float64 fit to about ``1e-7`` times the condition number of the ridge
+        system. ``"auto"``: float32 for float32 features (as networks emit them),
+        float64 otherwise. Everything after the statistics runs in float64; logistic
+        loss, ``device`` and out-of-core sources always use float64.
 
     Attributes
     ----------
