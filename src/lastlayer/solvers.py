@@ -829,11 +829,12 @@ def ridge_loo_path(
     alphas = _check_alphas(alphas)
     rows, _ = _weighted_rows(X, cells, cell_weights, cell_targets, sample_weight)
     gram = None
-    if stats is not None and X.shape[1] <= rows.Z.shape[0]:
+    d = rows.Z.shape[1]
+    if stats is not None and d <= rows.Z.shape[0]:
         stats = _check_stats(stats)
-        if stats.n_features != X.shape[1]:
+        if stats.n_features != d:
             raise ValueError(f"The 'stats' parameter has {stats.n_features} features; X has "
-                             f"{X.shape[1]}. Pass the statistics of the same rows.")
+                             f"{d}. Pass the statistics of the same rows.")
         omega = _check_cell_weights(cell_weights, stats.n_cells)
         gram = _centre_stats(stats, omega, np.zeros((stats.n_cells, 1))).C
     U, lam = _spectrum(rows, gram)
