@@ -792,10 +792,8 @@ def _no_labels(y, groups, why):
 
 
 def _block_statistics(X, cells, n_cells, s):
-    """Statistics of one block (a dask task)."""
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    if not np.all(np.isfinite(X)):
-        raise ValueError("The 'X' parameter must be finite. Got NaN or inf values.")
+    """Statistics of one block (a dask task); the accumulator casts and checks finiteness."""
+    X = np.asarray(X)
     acc = _StatsAccumulator(n_cells, X.shape[1])
     acc.add(X, np.asarray(cells, dtype=np.intp), s)
     return acc.result()

@@ -325,10 +325,11 @@ class TwoUnitWeightPath:
         return RidgeSolution(W, b, float(lev.sum()), lev, "two_unit_path")
 
     def _unshift(self, theta):
+        """``W, b`` from augmented ``theta`` of shape (p, m), or (p, L, m) for a path."""
         W = theta[:-1]
         if self._basis is not None:
-            W = self._basis @ W
-        b = theta[-1] - W.T @ self._shift
+            W = np.tensordot(self._basis, W, axes=1)
+        b = theta[-1] - np.tensordot(self._shift, W, axes=1)
         return W, b
 
     def path(self, rhos, *, return_coef=False):
@@ -367,13 +368,11 @@ class TwoUnitWeightPath:
         if return_coef:
             # theta_k = V diag(g_k) (Y_0 + rho_k Y_1) for every k: one (p, p) x (p, L m)
             # product instead of L matrix-vector products
-            Z = G.T[:, :, None] * (self._Y[0][:, None, :] + rhos[None, :, None] * self._Y[1][:, None, :])
-            theta = (self._V @ Z.reshape(Z.shape[0], -1)).reshape(Z.shape)  # (p, L, m)
-            W = theta[:-1]
-            if self._basis is not None:
-                W = (self._basis @ W.reshape(W.shape[0], -1)).reshape(self._d, *W.shape[1:])
+            Y0, Y1 = self._Y[0][:, None, :], self._Y[1][:, None, :]
+            Z = G.T[:, :, None] * (Y0 + rhos[None, :, None] * Y1)  # (p, L, m)
+            W, b = self._unshift(np.tensordot(self._V, Z, axes=1))
             out["coef"] = np.ascontiguousarray(W.transpose(1, 0, 2))  # (L, d, m)
-            out["intercept"] = theta[-1] - np.einsum("dkm,d->km", W, self._shift)
+            out["intercept"] = b
         return out
 
     def equal_share_ratio(self, target=(0.5, 0.5), max_leverage=0.95, *, return_info=False):
