@@ -47,7 +47,6 @@ machine, one row per (n, d, method) with ``median_s``, ``runs_s``, notes).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -56,6 +55,7 @@ import time
 import warnings
 
 import numpy as np
+from _record import write_json
 
 PRIORS = np.array([0.45, 0.25, 0.15, 0.10, 0.05])
 DFR_C = (1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01)
@@ -252,11 +252,7 @@ def main(argv=None):
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
             "rows": rows,
         }
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        tmp = args.out + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump(record, fh, indent=1)
-        os.replace(tmp, args.out)
+        write_json(args.out, record)
         print(f"wrote {args.out}")
     return 0
 

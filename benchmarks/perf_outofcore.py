@@ -53,6 +53,7 @@ import tempfile
 import time
 
 import numpy as np
+from _record import write_json
 
 PRIORS = np.array([0.45, 0.25, 0.15, 0.10, 0.05])
 MODES = ("npy", "mmap")
@@ -234,11 +235,7 @@ def main(argv=None):
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
             "rows": rows,
         }
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        tmp_out = args.out + ".tmp"
-        with open(tmp_out, "w") as fh:
-            json.dump(record, fh, indent=1)
-        os.replace(tmp_out, args.out)
+        write_json(args.out, record)
         print(f"wrote {args.out}")
     return 0
 

@@ -33,7 +33,6 @@ machine, one row per timed operation with ``median_s``, ``runs_s`` and notes).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -41,6 +40,7 @@ import sys
 import time
 
 import numpy as np
+from _record import write_json
 
 
 def median_time(fn, repeats):
@@ -211,7 +211,7 @@ def main(argv=None):
             "rows": rows,
             "summary": summary,
         }
-        _write_json(args.out, record)
+        write_json(args.out, record)
         print(f"wrote {args.out}")
     return 0
 
@@ -222,14 +222,6 @@ def _fmt(seconds):
     if seconds >= 1e-3:
         return f"{seconds * 1e3:.2f} ms"
     return f"{seconds * 1e6:.1f} us"
-
-
-def _write_json(path, record):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(record, fh, indent=1)
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -23,13 +23,13 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
 import time
 
 import numpy as np
+from _record import write_json
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
@@ -234,11 +234,7 @@ def main(argv=None):
         print(f"wrote {p}")
     record["elapsed_s"] = time.perf_counter() - t0
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump(record, fh, indent=1)
-        os.replace(tmp, args.json)
+        write_json(args.json, record)
         print(f"wrote {args.json}")
     print(f"elapsed: {record['elapsed_s']:.0f} s")
     return 0

@@ -36,6 +36,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
+from _record import write_json
 
 PRIORS = (0.05, 0.1, 0.2, 0.3, 0.5)
 DIM_RATIOS = (0.05, 0.2, 0.4, 0.6, 0.9)
@@ -278,12 +279,7 @@ def main(argv=None):
             "summary": summary,
             "rows": rows,
         }
-        out_dir = os.path.dirname(os.path.abspath(args.out))
-        os.makedirs(out_dir, exist_ok=True)
-        tmp = args.out + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump(record, fh, indent=1, default=_json_default)
-        os.replace(tmp, args.out)
+        write_json(args.out, record, default=_json_default)
         print(f"wrote {args.out}")
     return 0
 
