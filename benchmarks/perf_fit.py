@@ -12,6 +12,8 @@ in ``--d`` this times
   ``max_iter=--logistic-max-iter``, scikit-learn's default 100; whether it
   converged is reported);
 * ``ridge_balanced``: ``RidgeClassifier(class_weight="balanced")``;
+* ``gram_floor`` (not a classifier): ``X.T @ X`` of the same array (numpy's
+  ``?syrk``), the least any method that forms the Gram statistics must spend;
 * ``dfr_sweep``: a DFR-style sweep, ``len(C) x len(weight powers)`` fits of L1
   logistic regression (liblinear), one-vs-rest over the classes with sample weights
   ``(balanced class weight)^power``; C in ``1, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01`` and
@@ -60,7 +62,7 @@ from _record import write_json
 PRIORS = np.array([0.45, 0.25, 0.15, 0.10, 0.05])
 DFR_C = (1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01)
 DFR_POWERS = (0.0, 0.5, 1.0)
-METHODS = ("lastlayer", "logreg_balanced", "ridge_balanced", "dfr_sweep")
+METHODS = ("lastlayer", "logreg_balanced", "ridge_balanced", "dfr_sweep", "gram_floor")
 
 
 def make_data(n, d, mean_norm, seed, n_test_per_class=1000, spectrum="isotropic",
@@ -154,8 +156,20 @@ def run_size(n, d, args, methods):
     def row(method, med, runs, acc, note=""):
         rows.append({"n": n, "d": d, "method": method, "median_s": med, "runs_s": runs,
                      "worst_class_accuracy": acc, "note": note})
-        print(f"  {method:<16} {med:10.3f} s   worst-class acc {acc:.3f}   {note}",
+        acc_text = "-" if acc is None else f"{acc:.3f}"
+        print(f"  {method:<16} {med:10.3f} s   worst-class acc {acc_text}   {note}",
               flush=True)
+
+    if "gram_floor" in methods:
+        X.T @ X  # warm-up
+        runs = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            X.T @ X
+            runs.append(time.perf_counter() - t0)
+        med = statistics.median(runs)
+        row("gram_floor", med, runs, None,
+            f"X.T @ X in {X.dtype}: {n * d * d / med / 1e9:.0f} GFlop/s (n d^2 flops)")
 
     if "lastlayer" in methods:
         med, runs, m = median_fit(
@@ -238,8 +252,10 @@ def main(argv=None):
     for r in rows:
         ratio = r.get("ratio_to_logreg_balanced")
         ratio = f"{ratio:9.3f}" if ratio is not None else f"{'-':>9}"
+        acc = r["worst_class_accuracy"]
+        acc = f"{acc:>9.3f}" if acc is not None else f"{'-':>9}"
         print(f"{r['n']:>7} {r['d']:>5}  {r['method']:<16} {r['median_s']:>8.3f} s {ratio}  "
-              f"{r['worst_class_accuracy']:>9.3f}")
+              f"{acc}")
 
     if args.out:
         record = {
