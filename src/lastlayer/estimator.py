@@ -332,7 +332,8 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         if self.loss != "square":
             raise ValueError(f"{name} fits out-of-core data with loss='square' only; "
                              f"got loss={self.loss!r}. Load the data in memory for logistic.")
-        if self.weighting in ("downsample", "tuned") or self.solver == "dual":
+        if (isinstance(self.weighting, str) and self.weighting in ("downsample", "tuned")
+                or self.solver == "dual"):
             raise ValueError(f"{name}: weighting={self.weighting!r} / solver={self.solver!r} "
                              "need the rows in memory; out-of-core data supports the "
                              "weightings that work from sufficient statistics.")
