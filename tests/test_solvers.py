@@ -11,6 +11,7 @@ from scipy.optimize import check_grad
 from sklearn.linear_model import LogisticRegression, Ridge
 from threadpoolctl import threadpool_limits
 
+from lastlayer._core.logistic import logistic_loss_grad
 from lastlayer import solvers as S
 from lastlayer.solvers import (
     DEFAULT_RIDGE_ALPHAS,
@@ -514,8 +515,8 @@ def test_logistic_gradient_is_exact():
     args = (Xa, y, r, 0.05, 40.0, 3)
     theta = np.random.default_rng(0).normal(size=5 * 3)
     err = check_grad(
-        lambda t: S._logistic_loss_grad(t, *args)[0],
-        lambda t: S._logistic_loss_grad(t, *args)[1],
+        lambda t: logistic_loss_grad(t, *args)[0],
+        lambda t: logistic_loss_grad(t, *args)[1],
         theta,
     )
     assert err < 1e-6
@@ -523,7 +524,7 @@ def test_logistic_gradient_is_exact():
 
 def test_logistic_is_stable_for_huge_logits():
     X, y, r = logistic_problem(23, 30, 3, 3)
-    f, g = S._logistic_loss_grad(
+    f, g = logistic_loss_grad(
         np.full(4 * 3, 1e3), np.hstack([X * 1e3, np.ones((30, 1))]), y, r, 0.0, 30.0, 3
     )
     assert np.isfinite(f) and np.all(np.isfinite(g))

@@ -1,8 +1,14 @@
-"""Parameter checks shared by the functional core, estimator and CLI.
+"""Every input check of lastlayer: parameters, arrays, labels, weights.
 
-Every error names the parameter, the allowed values and what was received, in the
-style of scikit-learn: "The 'ridge' parameter must be a float in the range
-[0, inf). Got -1 instead."
+Public functions of the library validate their inputs here, once, at the entry;
+the numerical kernels of :mod:`lastlayer._core` trust what they are given. Every
+error names the parameter (or file), the allowed values and what was received, and
+where (row, column, label) when that helps, in the style of scikit-learn: "The
+'ridge' parameter must be a float in the range [0, inf). Got -1 instead."
+
+Sections: scalars and vectors of parameters; arrays of the solvers (features, cell
+indices, weights, targets, alpha grids, statistics); labels (from users and files);
+the estimator's parameter table (:func:`check_estimator_params`).
 """
 
 from __future__ import annotations
@@ -18,6 +24,25 @@ __all__ = [
     "check_int",
     "check_counts",
     "check_probability_vector",
+    "check_choice",
+    "check_matrix",
+    "check_indices",
+    "check_nonneg_vector",
+    "check_sample_weight",
+    "check_cell_weights",
+    "check_cell_targets",
+    "check_alphas",
+    "check_stats",
+    "check_rhos",
+    "check_unit_of_cell",
+    "check_labels",
+    "label_family",
+    "in_source",
+    "check_unit_values",
+    "check_fit_labels",
+    "check_fit_sample_weight",
+    "estimator_parameter_table",
+    "check_params",
 ]
 
 
@@ -123,3 +148,375 @@ def check_probability_vector(p, name, size=None):
             f"positive number. Got {arr.tolist()!r} instead."
         )
     return arr / arr.sum()
+
+
+# ----------------------------------------------------------------- solver arrays
+
+
+def check_matrix(X, name="X"):
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(
+            f"The '{name}' parameter must be a 2-D array of shape (n_samples, "
+            f"n_features) with at least one row and column. Got shape {X.shape} instead."
+        )
+    if X.dtype.kind not in "biuf":
+        raise ValueError(
+            f"The '{name}' parameter must be a real numeric array. Got dtype "
+            f"{X.dtype} instead."
+        )
+    X = np.asarray(X, dtype=np.float64)
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"The '{name}' parameter must be finite. Got NaN or inf values.")
+    return X
+
+
+def check_indices(labels, n_rows, n_labels, name):
+    arr = np.asarray(labels)
+    if arr.ndim != 1 or arr.shape[0] != n_rows:
+        raise ValueError(
+            f"The '{name}' parameter must be a 1-D array of length {n_rows} (one entry "
+            f"per row). Got shape {arr.shape} instead."
+        )
+    if arr.dtype.kind in "biu":
+        out = arr.astype(np.intp)
+    elif (
+        arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))
+    ):
+        out = arr.astype(np.intp)  # integral floats (e.g. labels read from a CSV)
+    else:
+        raise ValueError(
+            f"The '{name}' parameter must contain integers in [0, {n_labels}). "
+            f"Got dtype {arr.dtype} instead."
+        )
+    if out.size and (out.min() < 0 or out.max() >= n_labels):
+        raise ValueError(
+            f"The '{name}' parameter must contain integers in [0, {n_labels}). "
+            f"Got values in [{out.min()}, {out.max()}] instead."
+        )
+    return out
+
+
+def check_nonneg_vector(w, size, name, what):
+    arr = np.asarray(w, dtype=np.float64) if not isinstance(w, numbers.Real) else None
+    if arr is None or arr.ndim != 1 or arr.shape[0] != size:
+        shape = None if arr is None else arr.shape
+        raise ValueError(
+            f"The '{name}' parameter must be a 1-D array of {size} non-negative finite "
+            f"floats ({what}). Got shape {shape} instead."
+        )
+    bad = ~np.isfinite(arr) | (arr < 0)
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"The '{name}' parameter must contain non-negative finite floats. Got "
+            f"{float(arr[i])!r} at index {i} instead."
+        )
+    return arr
+
+
+def check_sample_weight(sample_weight, n_rows):
+    if sample_weight is None:
+        return np.ones(n_rows)
+    sw = check_nonneg_vector(sample_weight, n_rows, "sample_weight", "one per row")
+    if sw.sum() <= 0:
+        raise ValueError(
+            "The 'sample_weight' parameter must have a positive sum. Got all zeros."
+        )
+    return sw
+
+
+def check_cell_weights(cell_weights, n_cells=None):
+    arr = np.asarray(cell_weights, dtype=np.float64)
+    if arr.ndim != 1 or arr.size < 1:
+        raise ValueError(
+            "The 'cell_weights' parameter must be a 1-D array with one non-negative "
+            f"weight per cell. Got shape {arr.shape} instead."
+        )
+    if n_cells is None:
+        n_cells = arr.size
+    return check_nonneg_vector(arr, n_cells, "cell_weights", "one per cell")
+
+
+def check_cell_targets(cell_targets, n_cells):
+    T = np.asarray(cell_targets, dtype=np.float64)
+    if T.ndim == 1:
+        T = T[:, None]
+    if T.ndim != 2 or T.shape[0] != n_cells or T.shape[1] < 1:
+        raise ValueError(
+            f"The 'cell_targets' parameter must be an array of shape ({n_cells}, "
+            f"n_targets) (one target row per cell). Got shape "
+            f"{np.shape(cell_targets)} instead."
+        )
+    if not np.all(np.isfinite(T)):
+        raise ValueError("The 'cell_targets' parameter must be finite. Got NaN or inf.")
+    return T
+
+
+def check_alphas(alphas, name="alphas", strictly_positive=False):
+    arr = np.asarray(alphas, dtype=np.float64).ravel() if alphas is not None else None
+    where = "(0, inf)" if strictly_positive else "[0, inf)"
+    if arr is None or arr.size < 1 or not np.all(np.isfinite(arr)) or (
+        np.any(arr <= 0) if strictly_positive else np.any(arr < 0)
+    ):
+        raise ValueError(
+            f"The '{name}' parameter must be a non-empty 1-D array of floats in the "
+            f"range {where}. Got {alphas!r} instead."
+        )
+    return arr
+
+
+def check_choice(value, name, allowed):
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(
+            f"The '{name}' parameter must be one of {', '.join(map(repr, allowed))}. "
+            f"Got {value!r} instead."
+        )
+    return value
+
+
+def check_stats(stats):
+    from ._core.stats import SufficientStats
+
+    if not isinstance(stats, SufficientStats):
+        raise ValueError(
+            "The 'stats' parameter must be a SufficientStats (from "
+            f"sufficient_statistics). Got {type(stats).__name__} instead."
+        )
+    return stats
+
+
+def check_rhos(rhos, name="rhos"):
+    arr = np.asarray(rhos, dtype=np.float64).ravel() if rhos is not None else None
+    if arr is None or arr.size < 1 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(
+            f"The '{name}' parameter must be a non-empty 1-D array of floats in the range "
+            f"(0, inf). Got {rhos!r} instead."
+        )
+    return arr
+
+
+def check_unit_of_cell(unit_of_cell, n_cells):
+    arr = np.asarray(unit_of_cell)
+    if arr.ndim != 1 or arr.shape[0] != n_cells or arr.dtype.kind not in "biuf":
+        raise ValueError(
+            f"The 'unit_of_cell' parameter must be a 1-D array of {n_cells} entries in "
+            f"{{0, 1}} (the weighting unit of each cell). Got shape {arr.shape} and dtype "
+            f"{arr.dtype} instead."
+        )
+    if not np.all((arr == 0) | (arr == 1)):
+        raise ValueError(
+            "The 'unit_of_cell' parameter must contain only 0 and 1 (exactly two "
+            f"weighting units). Got values {np.unique(arr).tolist()!r} instead."
+        )
+    return arr.astype(np.intp)
+
+
+# ----------------------------------------------------------------------- labels
+
+
+def in_source(source):
+    return f" in '{source}'" if source else ""
+
+
+def _kind_of(value):
+    """Type family of one label value: 'missing', 'bool', 'int', 'float', 'str', ..."""
+    if value is None:
+        return "missing"
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, numbers.Integral):
+        return "int"
+    if isinstance(value, numbers.Real):
+        return "missing" if math.isnan(float(value)) else "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, bytes):
+        return "bytes"
+    return type(value).__name__
+
+
+def check_labels(values, name, *, source=None):
+    """Return ``values`` as a 1-D label array of one type family, else raise ValueError.
+
+    Accepted: integer, bool, float (finite) and unicode arrays, object arrays whose
+    entries are all numbers or all strings (converted to a numeric or ``<U``
+    array), and byte strings (decoded as UTF-8). Missing values (None, NaN, inf)
+    and mixed numbers and strings are refused.
+    """
+    at = in_source(source)
+    # np.asarray(["a", 1]) would silently turn the 1 into "1": inspect lists entry by entry
+    arr = np.asarray(values, dtype=object if isinstance(values, (list, tuple)) else None)
+    if arr.ndim != 1:
+        hint = ""
+        if arr.ndim == 2 and 1 in arr.shape:
+            hint = f" Use {name}.ravel() for a column vector."
+        raise ValueError(
+            f"{name}{at} must be a 1-D array of labels. "
+            f"Got an array of shape {arr.shape} instead.{hint}"
+        )
+    if arr.dtype.kind == "S":
+        arr = np.char.decode(arr, "utf-8")
+    if arr.dtype.kind == "O":
+        kinds = {}
+        for i, v in enumerate(arr):
+            kinds.setdefault(_kind_of(v), (i, v))
+        if "missing" in kinds:
+            n_missing = sum(_kind_of(v) == "missing" for v in arr)
+            i, v = kinds["missing"]
+            raise ValueError(
+                f"{name}{at} must not have missing values. Got {n_missing} missing "
+                f"value(s) (first at index {i}: {v!r})."
+            )
+        families = {"str" if k == "bytes" else ("number" if k in ("bool", "int", "float") else k)
+                    for k in kinds}
+        if len(families) > 1:
+            found = ", ".join(f"{k} (e.g. {v!r} at index {i})" for k, (i, v) in kinds.items())
+            raise ValueError(
+                f"{name}{at} has labels of mixed types: {found}. Labels must be all "
+                f"numbers or all strings."
+            )
+        family = families.pop() if families else "empty"
+        if family == "empty":
+            arr = arr.astype(np.float64)
+        elif family == "str":
+            arr = np.asarray([v.decode("utf-8") if isinstance(v, bytes) else v for v in arr],
+                             dtype=str)
+        elif family == "number":
+            if "float" in kinds:
+                arr = arr.astype(np.float64)
+            elif "int" in kinds:
+                arr = arr.astype(np.int64)
+            else:
+                arr = arr.astype(bool)
+        else:
+            raise ValueError(
+                f"{name}{at} must hold numbers or strings. Got values of type "
+                f"{family} (e.g. {kinds[family][1]!r})."
+            )
+    if arr.dtype.kind not in "biufU":
+        raise ValueError(
+            f"{name}{at} must hold numbers or strings. Got an array of dtype "
+            f"{arr.dtype} instead."
+        )
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(
+                f"{name}{at} must not have missing values. Got {int(bad.sum())} "
+                f"NaN/inf value(s) (first at index {i})."
+            )
+    return arr
+
+
+def label_family(arr):
+    """'str' for unicode label arrays, 'number' otherwise (after :func:`check_labels`)."""
+    return "str" if arr.dtype.kind == "U" else "number"
+
+
+def check_unit_values(spec, labels, what, default):
+    """Per-unit values from a dict keyed by label (missing labels get ``default``),
+    an array in label order, or None (every unit ``default``)."""
+    U = len(labels)
+    if spec is None:
+        return np.full(U, default, dtype=float)
+    if isinstance(spec, dict):
+        known = {lab.item() if hasattr(lab, "item") else lab: i for i, lab in enumerate(labels)}
+        unknown = [k for k in spec if k not in known]
+        if unknown:
+            raise ValueError(f"The '{what}' dict names labels not in the data: {unknown!r}. "
+                             f"Known labels: {list(known)!r}.")
+        out = np.full(U, default, dtype=float)
+        for k, v in spec.items():
+            out[known[k]] = v
+    else:
+        out = np.asarray(spec, dtype=float).ravel()
+        if out.size != U:
+            raise ValueError(f"The '{what}' parameter must have {U} entries (one per label "
+                             f"{list(labels)!r}). Got {out.size} entries instead.")
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"The '{what}' parameter must be finite. Got {out.tolist()!r}.")
+    return out
+
+
+def check_fit_labels(values, name, n):
+    """Labels passed to an estimator's ``fit``: scikit-learn's 1-D column rules (a
+    column vector warns), one entry per row, one type family."""
+    from sklearn.utils.validation import column_or_1d
+
+    arr = column_or_1d(values, warn=True)
+    if arr.shape[0] != n:
+        raise ValueError(
+            f"'{name}' has {arr.shape[0]} entries but X has {n} samples; they must match.")
+    kinds = {type(v).__name__ for v in arr.tolist()} if arr.dtype == object else set()
+    if len({"str" if k in ("str", "str_") else "num" for k in kinds}) > 1:
+        raise ValueError(f"'{name}' mixes label types ({sorted(kinds)}); use one type.")
+    return arr
+
+
+def check_fit_sample_weight(sample_weight, n):
+    """``sample_weight`` of an estimator's ``fit``: None (ones), a scalar or one
+    finite non-negative value per row, with a positive sum."""
+    from sklearn.utils.validation import column_or_1d
+
+    if sample_weight is None:
+        return np.ones(n)
+    sw = np.asarray(sample_weight, dtype=float)
+    if sw.ndim == 0:
+        sw = np.full(n, float(sw))
+    sw = column_or_1d(sw)
+    if sw.shape[0] != n:
+        raise ValueError(f"sample_weight.shape == ({sw.shape[0]},), expected ({n},)!")
+    if not np.all(np.isfinite(sw)) or np.any(sw < 0):
+        raise ValueError("Negative values in data passed to `sample_weight`: sample "
+                         "weights must be finite and non-negative.")
+    if sw.sum() <= 0:
+        raise ValueError("The sample weights sum to zero: nothing to fit.")
+    return sw
+
+
+# ------------------------------------------------------------ estimator parameters
+
+
+def _is_real(x):
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and np.isfinite(x)
+
+
+def _is_int(v, low):
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= low
+
+
+def _weighting_ok(w, names):
+    return (w in names) if isinstance(w, str) else (isinstance(w, dict) or np.ndim(w) == 1)
+
+
+def estimator_parameter_table(weightings, losses, solvers, precisions, dims):
+    """``{name: (accepts(value) -> bool, allowed text)}`` for LastLayerClassifier."""
+    return {
+        "weighting": (lambda w: _weighting_ok(w, weightings),
+                      f"one of {sorted(weightings)}, a dict of per-class weights or an "
+                      f"array of them"),
+        "loss": (lambda v: isinstance(v, str) and v in losses, f"one of {list(losses)}"),
+        "alpha": (lambda v: v == "auto" if isinstance(v, str) else _is_real(v) and v >= 0,
+                  "'auto' or a float in the range [0, inf)"),
+        "dim": (lambda v: v in dims if isinstance(v, str) else _is_real(v) and v >= 0,
+                f"one of {list(dims)} or a float in the range [0, inf)"),
+        "max_leverage": (lambda v: _is_real(v) and 0 < v < 1, "a float in the range (0, 1)"),
+        "n_subsets": (lambda v: _is_int(v, 1), "an int in the range [1, inf)"),
+        "cv": (lambda v: _is_int(v, 2), "an int in the range [2, inf)"),
+        "device": (lambda v: v is None or isinstance(v, str),
+                   "None or a torch device string such as 'cuda'"),
+        "precision": (lambda v: isinstance(v, str) and v in precisions,
+                      f"one of {list(precisions)}"),
+        "solver": (lambda v: isinstance(v, str) and v in solvers, f"one of {list(solvers)}"),
+    }
+
+
+def check_params(owner, params, table):
+    """Raise ValueError naming the first parameter of ``params`` that ``table`` refuses."""
+    for name, (accepts, allowed) in table.items():
+        value = params[name]
+        if not accepts(value):
+            raise ValueError(f"The '{name}' parameter of {owner} must be {allowed}. "
+                             f"Got {value!r} instead.")

@@ -24,17 +24,10 @@ class UsageError(Exception):
 
 def _emit(args, payload, text):
     if getattr(args, "json", False):
-        sys.stdout.write(json.dumps(payload, default=_json_default) + "\n")
+        from .io import json_default
+        sys.stdout.write(json.dumps(payload, default=json_default) + "\n")
     else:
         sys.stdout.write(text.rstrip("\n") + "\n")
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def _table(rows, headers, floatfmt=".4f"):
@@ -190,64 +183,9 @@ def cmd_fit(args):
     _emit(args, payload, text)
 
 
-# --------------------------------------------------------------- compare
-def _stratified_subsample(y, n, rng, min_per_class=2):
-    classes, idx = np.unique(y, return_inverse=True)
-    counts = np.bincount(idx)
-    if n > y.size:
-        raise UsageError(f"--subsample {n} exceeds the {y.size} training samples.")
-    take = np.maximum(np.floor(counts / counts.sum() * n).astype(int),
-                      np.minimum(min_per_class, counts))
-    while take.sum() > n and take.max() > min_per_class:
-        take[np.argmax(take)] -= 1
-    while take.sum() < n:
-        room = counts - take
-        take[np.argmax(np.where(room > 0, counts, -1))] += 1
-    return np.concatenate([rng.choice(np.flatnonzero(idx == c), t, replace=False)
-                           for c, t in enumerate(take)])
-
-
-def compare_weightings(train, test, weightings, *, repeats=10, subsample=None, loss="square",
-                       seed=0, progress=True, use_groups=False):
-    """Fit every weighting on repeated subsamples; per-repeat test metrics.
-
-    Returns a dict ``{weighting: {"worst_class": [...], "balanced": [...],
-    "per_class": [[...]], "class_weights": [[...]], "alpha": [...]}}``.
-    """
-    from tqdm.auto import tqdm
-
-    from .estimator import LastLayerClassifier
-    from .metrics import classification_report
-    rng = np.random.default_rng(seed)
-    out = {w: {"worst_class": [], "balanced": [], "worst_group": [], "per_class": [],
-               "class_weights": [], "alpha": [], "feasible": []} for w in weightings}
-    bar = tqdm(total=repeats * len(weightings), disable=not progress, desc="compare",
-               file=sys.stderr)
-    for r in range(repeats):
-        rows = (_stratified_subsample(train.y, subsample, rng) if subsample
-                else np.arange(train.y.size))
-        g = train.groups[rows] if (use_groups and train.groups is not None) else None
-        for w in weightings:
-            clf = LastLayerClassifier(weighting=w, loss=loss, random_state=seed + r)
-            clf.fit(train.X[rows], train.y[rows], groups=g)
-            rep = classification_report(test.y, clf.predict(test.X), groups=test.groups)
-            o = out[w]
-            o["worst_class"].append(rep["worst_class_accuracy"])
-            o["balanced"].append(rep["balanced_accuracy"])
-            if "worst_group_accuracy" in rep:
-                o["worst_group"].append(rep["worst_group_accuracy"])
-            o["per_class"].append([c["accuracy"] for c in rep["per_class"]])
-            o["class_weights"].append(clf.class_weight_.tolist())
-            o["alpha"].append(clf.alpha_)
-            o["feasible"].append(clf.feasible_)
-            bar.update()
-    bar.close()
-    return out
-
-
 def cmd_compare(args):
+    from .compare import compare_weightings, summarise_comparison
     from .io import load_features
-    from .metrics import mean_and_sem
     train, test = load_features(args.train), load_features(args.test)
     weightings = [w.strip() for w in args.weightings.split(",") if w.strip()]
     from .weights import WEIGHTINGS
@@ -258,22 +196,7 @@ def cmd_compare(args):
                              subsample=args.subsample, loss=args.loss, seed=args.seed,
                              progress=not args.json, use_groups=args.groups)
     labels = [str(c) for c in np.unique(test.y).tolist()]
-    rows, summary = [], {}
-    for w in weightings:
-        o = res[w]
-        wm, ws = mean_and_sem(o["worst_class"])
-        bm, bs = mean_and_sem(o["balanced"])
-        pcm, pcs = mean_and_sem(np.asarray(o["per_class"]))
-        summary[w] = {"worst_class_accuracy_mean": float(wm), "worst_class_accuracy_sem": float(ws),
-                      "balanced_accuracy_mean": float(bm), "balanced_accuracy_sem": float(bs),
-                      "per_class_accuracy_mean": np.atleast_1d(pcm).tolist(),
-                      "per_class_accuracy_sem": np.atleast_1d(pcs).tolist(),
-                      "feasible_fraction": float(np.mean(o["feasible"])), "runs": o}
-        if o["worst_group"]:
-            gm, gs = mean_and_sem(o["worst_group"])
-            summary[w].update(worst_group_accuracy_mean=float(gm), worst_group_accuracy_sem=float(gs))
-        rows.append([w, f"{wm:.3f} ± {ws:.3f}", f"{bm:.3f} ± {bs:.3f}",
-                     f"{np.mean(o['alpha']):.2g}", f"{np.mean(o['feasible']):.0%}"])
+    summary, rows = summarise_comparison(res, weightings)
     payload = {"train": args.train, "test": args.test, "repeats": args.repeats,
                "subsample": args.subsample, "seed": args.seed, "loss": args.loss,
                "labels": labels, "weightings": summary}

@@ -1,69 +1,36 @@
-"""``LastLayerClassifier``: a scikit-learn classifier over the functional core."""
+"""``LastLayerClassifier``: a scikit-learn classifier over the fit pipeline.
+
+The estimator checks its parameters and inputs once, hands them to the pipeline of
+:mod:`lastlayer._fit` (prepare -> resolve -> statistics -> select -> fit_layer) and
+copies the result onto fitted attributes. It holds no algorithm of its own.
+"""
 
 from __future__ import annotations
-
-import numbers
-import os
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
-from threadpoolctl import threadpool_limits
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import solvers
-from .dimension import SPECTRAL_DIMENSIONS
-from .weights import (
-    WEIGHTINGS,
-    Weighting,
-    WeightingProblem,
-    compute_weighting,
-    normalise_weights,
+from . import _fit
+from ._validation import (
+    check_fit_labels,
+    check_fit_sample_weight,
+    check_params,
+    estimator_parameter_table,
 )
+from .weights import WEIGHTINGS
 
-__all__ = ["LastLayerClassifier"]
+__all__ = ["ALPHA_GRID", "GCV_ROWS_PER_FEATURE", "LastLayerClassifier"]
 
 _LOSSES = ("square", "logistic")
 _SOLVERS = ("auto", "primal", "dual")
 _PRECISIONS = ("auto", "float64", "float32")
 _DIMS = ("pca99", "participation_ratio", "df", "d")
-_SMALL_PROBLEM = 512
-#: Statistics passes of at least this many multiply-adds (n d^2) use every BLAS thread.
-_MULTITHREAD_FLOPS = 2**30
-#: alpha="auto" searches ``lambda_max * ALPHA_GRID``, with ``lambda_max`` the largest
-#: eigenvalue of the feature covariance, so the choice is invariant to feature scale.
-ALPHA_GRID = np.logspace(-8, 1, 46)
-#: Above this many rows per feature, alpha="auto" uses GCV from the sufficient
-#: statistics instead of exact leave-one-out (which costs a pass over the rows).
-GCV_ROWS_PER_FEATURE = 10
-
-
-def _is_out_of_core(X):
-    """Inputs fitted from sufficient statistics without loading all rows.
-
-    Arrays (memory-mapped ones included) are fitted in memory; wrap a memmap in
-    :func:`lastlayer.outofcore.as_source` (or pass its ``.npy`` path) to stream it.
-    """
-    if isinstance(X, (str, os.PathLike)) or callable(X):
-        return True
-    from .outofcore import FeatureSource, _is_dask_array
-    return isinstance(X, FeatureSource) or _is_dask_array(X)
-
-
-def _is_real(x):
-    return isinstance(x, numbers.Real) and not isinstance(x, bool) and np.isfinite(x)
-
-
-def _labels_1d(values, name, n):
-    arr = column_or_1d(values, warn=True)
-    if arr.shape[0] != n:
-        raise ValueError(
-            f"'{name}' has {arr.shape[0]} entries but X has {n} samples; they must match.")
-    kinds = {type(v).__name__ for v in arr.tolist()} if arr.dtype == object else set()
-    if len({"str" if k in ("str", "str_") else "num" for k in kinds}) > 1:
-        raise ValueError(f"'{name}' mixes label types ({sorted(kinds)}); use one type.")
-    return arr
+_PARAMETERS = estimator_parameter_table(WEIGHTINGS, _LOSSES, _SOLVERS, _PRECISIONS, _DIMS)
+ALPHA_GRID = _fit.ALPHA_GRID
+GCV_ROWS_PER_FEATURE = _fit.GCV_ROWS_PER_FEATURE
 
 
 class LastLayerClassifier(ClassifierMixin, BaseEstimator):
@@ -99,7 +66,7 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         (``"optimal"``, ``optimal_theory`` with ``dim="df"``) come from the
         square-loss leverage rule at the square-loss leave-one-out alpha (for
         non-separable data the weights act through a similar fixed point,
-        theory.md section 7); alpha itself is then chosen for the logistic fit.
+        docs/theory.md section 7); alpha itself is then chosen for the logistic fit.
     alpha : "auto" or float >= 0, default="auto"
         Ridge of the objective above. ``"auto"`` chooses it from the retraining data
         alone, on a grid scaled by the largest eigenvalue of the feature covariance:
@@ -162,6 +129,10 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
     precision_ : str
         Precision the statistics were accumulated in.
     weighting_info_ : dict
+    plan_ : dict
+        How every "auto" was resolved for this fit (:class:`lastlayer._fit.Plan`):
+        where the statistics were computed, precision, solvers, BLAS threads, the
+        alpha criteria and the method of ``"optimal"``.
     n_features_in_ : int
     """
 
@@ -181,71 +152,6 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.precision = precision
 
-    # ------------------------------------------------------------------ checks
-    def _check_params(self):
-        name = type(self).__name__
-        w = self.weighting
-        if isinstance(w, str):
-            if w not in WEIGHTINGS:
-                raise ValueError(
-                    f"The 'weighting' parameter of {name} must be one of {sorted(WEIGHTINGS)}, "
-                    f"a dict of per-class weights or an array of them. Got {w!r} instead.")
-        elif not isinstance(w, dict) and np.ndim(w) != 1:
-            raise ValueError(
-                f"The 'weighting' parameter of {name} must be one of {sorted(WEIGHTINGS)}, "
-                f"a dict of per-class weights or an array of them. Got {w!r} instead.")
-        if self.loss not in _LOSSES:
-            raise ValueError(f"The 'loss' parameter of {name} must be one of {list(_LOSSES)}. "
-                             f"Got {self.loss!r} instead.")
-        if not (self.alpha == "auto" if isinstance(self.alpha, str)
-                else _is_real(self.alpha) and self.alpha >= 0):
-            raise ValueError(f"The 'alpha' parameter of {name} must be 'auto' or a float in "
-                             f"the range [0, inf). Got {self.alpha!r} instead.")
-        if not (self.dim in _DIMS if isinstance(self.dim, str)
-                else _is_real(self.dim) and self.dim >= 0):
-            raise ValueError(f"The 'dim' parameter of {name} must be one of {list(_DIMS)} or "
-                             f"a float in the range [0, inf). Got {self.dim!r} instead.")
-        if not (_is_real(self.max_leverage) and 0 < self.max_leverage < 1):
-            raise ValueError(f"The 'max_leverage' parameter of {name} must be a float in the "
-                             f"range (0, 1). Got {self.max_leverage!r} instead.")
-        for p, lo in (("n_subsets", 1), ("cv", 2)):
-            v = getattr(self, p)
-            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < lo:
-                raise ValueError(f"The '{p}' parameter of {name} must be an int in the range "
-                                 f"[{lo}, inf). Got {v!r} instead.")
-        if self.device is not None and not isinstance(self.device, str):
-            raise ValueError(f"The 'device' parameter of {name} must be None or a torch device "
-                             f"string such as 'cuda'. Got {self.device!r} instead.")
-        if self.precision not in _PRECISIONS:
-            raise ValueError(f"The 'precision' parameter of {name} must be one of "
-                             f"{list(_PRECISIONS)}. Got {self.precision!r} instead.")
-        if self.solver not in _SOLVERS:
-            raise ValueError(f"The 'solver' parameter of {name} must be one of "
-                             f"{list(_SOLVERS)}. Got {self.solver!r} instead.")
-
-    def _unit_vector(self, spec, labels, what, default):
-        """Map a dict keyed by label, or an array in label order, to an array."""
-        U = len(labels)
-        if spec is None:
-            return np.full(U, default, dtype=float)
-        if isinstance(spec, dict):
-            known = {lab.item() if hasattr(lab, "item") else lab: i for i, lab in enumerate(labels)}
-            unknown = [k for k in spec if k not in known]
-            if unknown:
-                raise ValueError(f"The '{what}' dict names labels not in the data: {unknown!r}. "
-                                 f"Known labels: {list(known)!r}.")
-            out = np.full(U, default, dtype=float)
-            for k, v in spec.items():
-                out[known[k]] = v
-        else:
-            out = np.asarray(spec, dtype=float).ravel()
-            if out.size != U:
-                raise ValueError(f"The '{what}' parameter must have {U} entries (one per label "
-                                 f"{list(labels)!r}). Got {out.size} entries instead.")
-        if not np.all(np.isfinite(out)):
-            raise ValueError(f"The '{what}' parameter must be finite. Got {out.tolist()!r}.")
-        return out
-
     # --------------------------------------------------------------------- fit
     def fit(self, X, y=None, groups=None, sample_weight=None, X_val=None, y_val=None,
             groups_val=None):
@@ -258,7 +164,7 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
             fitted from sufficient statistics in bounded memory (square loss,
             weightings that need no row subsets): a dask array (computed with dask,
             under a ``dask.distributed`` client if one is active), a
-            :class:`lastlayer.outofcore.FeatureSource` (e.g. ``as_source(memmap,
+            :class:`lastlayer.sources.FeatureSource` (e.g. ``as_source(memmap,
             y=y)``), the path of an ``.npy`` file or of a directory of ``.npz`` /
             ``.parquet`` shards, or a callable returning an iterable of ``(X, y)``
             chunks (called once per pass).
@@ -276,58 +182,33 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        self._check_params()
-        if _is_out_of_core(X):
-            try:
-                return self._fit_out_of_core(X, y, groups, sample_weight)
-            finally:
-                self.__dict__.pop("_fit_ctx", None)
-        X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), ensure_min_samples=2,
-                             y_numeric=False)
-        self.precision_ = (self.precision if self.precision != "auto" else
-                           "float32" if X.dtype == np.float32 else "float64")
-        if self.precision_ == "float64" or self.device is not None or self.loss != "square":
-            self.precision_ = "float64"
-            X = np.asarray(X, dtype=np.float64)
-        try:
-            return self._fit(X, y, groups, sample_weight, X_val, y_val, groups_val)
-        finally:
-            self.__dict__.pop("_fit_ctx", None)  # drop the references to X
+        params = self.get_params()
+        check_params(type(self).__name__, params, _PARAMETERS)
+        from .sources import is_out_of_core
 
-    def _fit(self, X, y, groups, sample_weight, X_val, y_val, groups_val):
-        n, d = X.shape
-        lab = self._prepare_labels(y, groups, sample_weight, n)
-        # The O(n d^2) statistics use every BLAS thread unless the pass is short; the
-        # rest of a small problem runs on one thread: faster, and much faster when
-        # other processes share the cores (oversubscribed OpenBLAS threads spin).
-        with threadpool_limits(limits=1 if n * d * d < _MULTITHREAD_FLOPS else None,
-                               user_api="blas"):
-            stats = self._statistics(X, lab)
-        if self._all_constant(X, stats):
-            raise ValueError("Every feature of X is constant: there is nothing to fit.")
-        self.solver_ = ("dual" if d + 1 > n else "primal") if self.solver == "auto" else self.solver
-        self._fit_ctx = dict(X=X, source=None, cell_idx=lab["cell_idx"], sw=lab["sw"],
-                             stats=stats, targets=lab["cell_targets"])
-        with threadpool_limits(limits=1 if min(n, d) <= _SMALL_PROBLEM else None,
-                               user_api="blas"):
-            return self._fit_core(lab, stats, self._spectrum(X, stats), X_val, y_val,
-                                  groups_val)
+        if is_out_of_core(X):
+            data, y, groups, kind = self._out_of_core_data(X, y, groups)
+            n, d, dtype = data.n_samples, data.n_features, np.float64
+            data = _fit.Data(source=data, dask_X=X if kind == "dask" else None)
+        else:
+            X, y = validate_data(self, X, y, dtype=(np.float64, np.float32),
+                                 ensure_min_samples=2, y_numeric=False)
+            (n, d), dtype, kind = X.shape, X.dtype, "memory"
+        design = self._design(y, groups, sample_weight, n)
+        validation = self._validation(X_val, y_val, groups_val, design)
+        plan = _fit.resolve(params, n, d, dtype, kind, design, validation is not None)
+        if kind == "memory":  # float32 features stay float32 only for float32 statistics
+            data = _fit.Data(X=X if plan.precision == "float32" else
+                             np.asarray(X, dtype=np.float64))
+        stats = _fit.statistics(data, design, plan, device=self.device)
+        choice, layer = _fit.fit(params, data, design, plan, stats, self.random_state,
+                                 validation)
+        return self._set_fitted(plan, choice, layer, design)
 
-    @staticmethod
-    def _all_constant(X, stats):
-        """Every column constant; the exact check runs only when the statistics say
-        every variance is at round-off level."""
-        N = stats.weight_sums.sum()
-        mean = stats.sums.sum(axis=0) / N
-        var = np.einsum("jii->i", stats.grams) / N - mean**2
-        if np.any(var > 1e-8 * (mean**2 + np.finfo(float).tiny)):
-            return False
-        return bool(np.all(np.ptp(X, axis=0) == 0))
+    def _out_of_core_data(self, X, y, groups):
+        """The source of out-of-core ``X`` and its labels; refuse what needs rows."""
+        from .sources import DaskSource, as_source
 
-    def _fit_out_of_core(self, X, y, groups, sample_weight):
-        """Fit from a FeatureSource, dask array, memmap, ``.npy``/shard path or chunk
-        callable: sufficient statistics in one pass, leave-one-out in one more."""
-        from . import outofcore
         name = type(self).__name__
         if self.loss != "square":
             raise ValueError(f"{name} fits out-of-core data with loss='square' only; "
@@ -337,360 +218,66 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"{name}: weighting={self.weighting!r} / solver={self.solver!r} "
                              "need the rows in memory; out-of-core data supports the "
                              "weightings that work from sufficient statistics.")
-        self.precision_ = "float64"
-        src = outofcore.as_source(X, y=y, groups=groups)
+        src = as_source(X, y=y, groups=groups)
         y, groups = src.labels()
-        n, d = src.n_samples, src.n_features
         if y is None:
             raise ValueError(f"{name}.fit needs labels: pass y, or a source that carries them.")
-        lab = self._prepare_labels(y, groups, sample_weight, n)
+        n, d = src.n_samples, src.n_features
         if d + 1 > n:
             raise ValueError(f"Out-of-core fitting needs more rows than features; got "
                              f"n={n}, d={d}. Fit in memory (the dual solver) instead.")
         self.n_features_in_ = d
         self.__dict__.pop("feature_names_in_", None)
-        if isinstance(src, outofcore.DaskSource):
-            stats = outofcore.dask_statistics(X, lab["cell_idx"], lab["J"], lab["sw"])
-        elif self.device is not None:
-            stats = outofcore.torch_statistics(src, lab["cell_idx"], lab["J"], lab["sw"],
-                                               device=self.device)
-        else:
-            stats = outofcore.streaming_statistics(src, lab["cell_idx"], lab["J"], lab["sw"])
-        spectrum = self._spectrum(None, stats)
-        if spectrum.max() <= 0:
-            raise ValueError("Every feature of X is constant: there is nothing to fit.")
-        self.solver_ = "primal"
-        self._fit_ctx = dict(X=None, source=src, dask_X=X if isinstance(
-            src, outofcore.DaskSource) else None, cell_idx=lab["cell_idx"], sw=lab["sw"],
-            stats=stats, targets=lab["cell_targets"])
-        return self._fit_core(lab, stats, spectrum, None, None, None)
+        return src, y, groups, "dask" if isinstance(src, DaskSource) else "stream"
 
-    def _statistics(self, X, lab):
-        if self.device is None:
-            return solvers.sufficient_statistics(X, lab["cell_idx"], lab["J"], lab["sw"],
-                                                 precision=self.precision_)
-        from .outofcore import torch_statistics
-        return torch_statistics(X, lab["cell_idx"], lab["J"], lab["sw"], device=self.device)
-
-    def _prepare_labels(self, y, groups, sample_weight, n):
-        """Classes, cells (solver) and units (weighting) from the labels."""
-        y = _labels_1d(y, "y", n)
+    def _design(self, y, groups, sample_weight, n):
+        y = check_fit_labels(y, "y", n)
         check_classification_targets(y)
-        self.classes_, y_idx = np.unique(y, return_inverse=True)
-        K = self.classes_.size
-        if K < 2:
-            raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; "
-                             f"y has 1 class: {self.classes_.tolist()!r}.")
-        sw = self._sample_weight(sample_weight, n)
-        mass = np.bincount(y_idx, weights=sw, minlength=K)
-        if np.any(mass <= 0):
-            empty = self.classes_[mass <= 0].tolist()
-            raise ValueError(f"Class(es) {empty!r} have no samples with positive weight; every "
-                             f"class needs at least one sample.")
-        if groups is not None:
-            g = _labels_1d(groups, "groups", n)
-            self.groups_, g_idx = np.unique(g, return_inverse=True)
-            G = self.groups_.size
-            keys, cell_idx = np.unique(y_idx * G + g_idx, return_inverse=True)
-            cell_class, unit_of_cell, unit_labels = keys // G, keys % G, g_idx
-            unit_names = self.groups_
+        sw = check_fit_sample_weight(sample_weight, n)
+        g = None if groups is None else check_fit_labels(groups, "groups", n)
+        design = _fit.prepare(y, g, sw, self.target)
+        self.classes_ = design.classes
+        if design.groups is not None:
+            self.groups_ = design.groups
         else:
             self.__dict__.pop("groups_", None)
-            cell_idx, cell_class = y_idx, np.arange(K)
-            unit_of_cell, unit_labels, unit_names = np.arange(K), y_idx, self.classes_
-        U = unit_names.size
-        unit_counts = np.bincount(unit_labels, weights=sw, minlength=U)
-        if np.any(unit_counts <= 0):
-            raise ValueError(f"Group(s) {unit_names[unit_counts <= 0].tolist()!r} have no "
-                             f"samples with positive weight.")
-        target = self._unit_vector(self.target, unit_names, "target", 1.0 / U)
-        if np.any(target < 0) or target.sum() <= 0:
-            raise ValueError(f"The 'target' parameter must be non-negative with a positive sum. "
-                             f"Got {target.tolist()!r} instead.")
-        return dict(y_idx=y_idx, K=K, sw=sw, mass=mass, cell_idx=cell_idx,
-                    cell_class=cell_class, unit_of_cell=unit_of_cell, unit_labels=unit_labels,
-                    unit_names=unit_names, U=U, unit_counts=unit_counts,
-                    target=target / target.sum(), cell_targets=np.eye(K)[cell_class],
-                    J=cell_class.size, grouped=groups is not None)
+        return design
 
-    def _fit_core(self, lab, stats, spectrum, X_val, y_val, groups_val):
-        """Choose weights and alpha, fit the layer; shared by in-memory and streaming."""
-        X = self._fit_ctx["X"]
-        d = stats.sums.shape[1]
-        K, J, U = lab["K"], lab["J"], lab["U"]
-        y_idx, sw, mass = lab["y_idx"], lab["sw"], lab["mass"]
-        cell_idx, cell_class = lab["cell_idx"], lab["cell_class"]
-        unit_of_cell, unit_labels = lab["unit_of_cell"], lab["unit_labels"]
-        unit_names, unit_counts, target = lab["unit_names"], lab["unit_counts"], lab["target"]
-        rng = np.random.default_rng(self.random_state if not isinstance(
-            self.random_state, np.random.RandomState) else self.random_state.randint(2**31))
+    def _validation(self, X_val, y_val, groups_val, design):
+        """Checked validation rows for ``tuned`` (None when not given or not used)."""
+        if X_val is None or _fit.scheme_name(self.weighting) != "tuned":
+            return None
+        if y_val is None:
+            raise ValueError("X_val was given without y_val.")
+        Xv = validate_data(self, X_val, dtype=np.float64, reset=False)
+        yv = check_fit_labels(y_val, "y_val", Xv.shape[0])
+        unknown = np.setdiff1d(yv, self.classes_)
+        if unknown.size:
+            raise ValueError(f"y_val has classes not seen in y: {unknown.tolist()!r}.")
+        yv_idx = np.searchsorted(self.classes_, yv)
+        uv = yv_idx
+        if groups_val is not None:
+            uv = np.searchsorted(design.groups, check_fit_labels(groups_val, "groups_val",
+                                                                 Xv.shape[0]))
+        return _fit.Validation(Xv, yv_idx, uv)
 
-        self.effective_dim_ = float(SPECTRAL_DIMENSIONS["pca99"](spectrum))
-        self._alphas = max(float(spectrum.max()), np.finfo(float).tiny) * ALPHA_GRID
-        problem = WeightingProblem(unit_counts=unit_counts, target=target,
-                                   unit_of_cell=unit_of_cell, n_features=d,
-                                   X=X, unit_labels=unit_labels, spectrum=spectrum,
-                                   stats=stats, cell_targets=lab["cell_targets"],
-                                   random_state=rng)
-
-        alpha_fixed = None if self.alpha == "auto" else float(self.alpha)
-        problem.alpha = 0.0 if alpha_fixed is None else alpha_fixed
-
-        def leverage(cell_w):  # at the alpha the weights are being chosen for
-            sol = self._ridge(cell_w, problem.alpha)
-            return sol.cell_leverage, sol.df
-
-        problem.leverage = leverage
-
-        explicit = not isinstance(self.weighting, str)
-        if explicit:
-            unit_w = self._unit_vector(self.weighting, unit_names, "weighting", 1.0)
-            if np.any(unit_w <= 0):
-                raise ValueError(f"The 'weighting' weights must be positive. Got "
-                                 f"{unit_w.tolist()!r} instead.")
-        scheme = None if explicit else self.weighting
-        options = self._scheme_options(scheme)
-        if scheme == "tuned":
-            problem.score = self._make_score(X_val, y_val, groups_val, unit_of_cell, cell_class,
-                                             cell_idx, unit_labels, rng)
-
-        def choose_weights(alpha):
-            problem.alpha = alpha
-            if explicit:
-                return Weighting(normalise_weights(unit_w, unit_counts))
-            return compute_weighting(scheme, problem, **options)
-
-        # Square-loss alpha: leave-one-out (GCV when n > 10 d), alternating once with
-        # the weights.
-        if alpha_fixed is not None:
-            alpha_sq = alpha_fixed
-            weighting = choose_weights(alpha_sq)
-        elif scheme == "tuned":
-            # The expensive baseline searches alpha jointly with the weights.
-            weighting = compute_weighting(scheme, problem, alphas=self._alphas[::5], **options)
-            alpha_sq = weighting.alpha
-        else:
-            start = (np.ones(U) if scheme == "none"
-                     else normalise_weights(target / unit_counts, unit_counts))
-            alpha_sq = self._loo_alpha(start[unit_of_cell])
-            weighting = choose_weights(alpha_sq)
-            if not np.allclose(weighting.weights, start, rtol=1e-9):
-                alpha2 = self._loo_alpha(weighting.weights[unit_of_cell])
-                if alpha2 != alpha_sq:
-                    alpha_sq = alpha2
-                    weighting = choose_weights(alpha_sq)
-            if scheme == "optimal" and weighting.info.get("capped"):
-                alpha_sq, weighting = self._raise_alpha_until_feasible(alpha_sq, weighting,
-                                                                      choose_weights)
-        unit_w = weighting.weights
-        cell_w = unit_w[unit_of_cell]
-
-        if self.loss == "square":
-            self.alpha_ = float(alpha_sq)
-            if weighting.subsets:
-                W, b = self._average(
-                    [self._ridge(np.ones(J), self.alpha_, rows) for rows in weighting.subsets])
-                sol = self._ridge(cell_w, self.alpha_)
-            else:
-                sol = self._ridge(cell_w, self.alpha_)
-                W, b = sol.coef, sol.intercept
-        else:
-            row_w = sw * cell_w[cell_idx]
-            if alpha_fixed is not None:
-                self.alpha_ = alpha_fixed
-            elif weighting.alpha is not None and scheme == "tuned":
-                self.alpha_ = float(weighting.alpha)
-            else:
-                self.alpha_ = float(solvers.logistic_alpha_alo(
-                    X, y_idx, K, row_w, alphas=self._alphas[::3])[0])
-            if weighting.subsets:
-                fits = [solvers.solve_logistic(X[r], y_idx[r], K, sw[r], self.alpha_)
-                        for r in weighting.subsets]
-                W, b = self._average(fits)
-            else:
-                fit = solvers.solve_logistic(X, y_idx, K, row_w, self.alpha_)
-                W, b = fit.coef, fit.intercept
-            sol = self._ridge(cell_w, alpha_sq)
-        self.df_ = float(sol.df)
+    def _set_fitted(self, plan, choice, layer, design):
+        weighting = choice.weighting
+        self.plan_ = plan.as_dict()
+        self.precision_, self.solver_ = plan.precision, plan.solver
+        self.effective_dim_ = choice.effective_dim
+        self.alpha_, self.df_ = layer.alpha, layer.df
         self.feasible_ = bool(weighting.feasible)
         self.weighting_info_ = dict(weighting.info)
         if weighting.df is not None:
             self.weighting_info_.setdefault("df_used", float(weighting.df))
-        cls_mass = np.bincount(cell_class, weights=np.bincount(cell_idx, weights=sw,
-                                                                minlength=J) * cell_w,
-                               minlength=K)
-        self.class_weight_ = cls_mass / mass
-        if lab["grouped"]:
-            self.group_weight_ = unit_w.copy()
+        self.class_weight_ = layer.class_weight
+        if design.groups is not None:
+            self.group_weight_ = layer.unit_weight
         else:
             self.__dict__.pop("group_weight_", None)
-        if K == 2:
-            self.coef_ = (W[:, 1] - W[:, 0])[None, :]
-            self.intercept_ = np.array([b[1] - b[0]])
-        else:
-            self.coef_ = np.ascontiguousarray(W.T)
-            self.intercept_ = np.asarray(b, dtype=float).copy()
+        self.coef_, self.intercept_ = layer.coef, layer.intercept
         return self
-
-    # ---------------------------------------------------------------- helpers
-    @staticmethod
-    def _sample_weight(sample_weight, n):
-        if sample_weight is None:
-            return np.ones(n)
-        sw = np.asarray(sample_weight, dtype=float)
-        if sw.ndim == 0:
-            sw = np.full(n, float(sw))
-        sw = column_or_1d(sw)
-        if sw.shape[0] != n:
-            raise ValueError(f"sample_weight.shape == ({sw.shape[0]},), expected ({n},)!")
-        if not np.all(np.isfinite(sw)) or np.any(sw < 0):
-            raise ValueError("Negative values in data passed to `sample_weight`: sample "
-                             "weights must be finite and non-negative.")
-        if sw.sum() <= 0:
-            raise ValueError("The sample weights sum to zero: nothing to fit.")
-        return sw
-
-    def _scheme_options(self, scheme):
-        if scheme in ("optimal",):
-            return {"max_leverage": self.max_leverage}
-        if scheme == "optimal_theory":
-            return {"dim": self.dim, "max_leverage": self.max_leverage}
-        if scheme == "downsample":
-            return {"n_subsets": self.n_subsets}
-        return {}
-
-    @staticmethod
-    def _spectrum(X, stats):
-        """Eigenvalues of the (sample-weighted) feature covariance."""
-        if X is not None and X.shape[1] > X.shape[0]:
-            n = X.shape[0]
-            Xc = X - X.mean(axis=0, dtype=np.float64)
-            return np.linalg.eigvalsh(Xc @ Xc.T) / n
-        N = stats.weight_sums.sum()
-        mean = stats.sums.sum(axis=0) / N
-        cov = stats.grams.sum(axis=0) / N - np.outer(mean, mean)
-        return np.linalg.eigvalsh(cov)
-
-    def _ridge(self, cell_w, alpha, rows=None):
-        c = self._fit_ctx
-        if rows is None:
-            X, cells, sw, stats = c["X"], c["cell_idx"], c["sw"], c["stats"]
-        else:
-            X, cells, sw = c["X"][rows], c["cell_idx"][rows], c["sw"][rows]
-            stats = None
-        dual = self.solver_ == "dual" or (rows is not None and X.shape[1] + 1 > X.shape[0]
-                                          and self.solver == "auto")
-        if dual:
-            return solvers.solve_ridge_dual(X, cells, cell_w, alpha, c["targets"], sw)
-        if stats is None:
-            stats = solvers.sufficient_statistics(X, cells, c["targets"].shape[0], sw)
-        return solvers.solve_ridge(stats, cell_w, alpha, c["targets"])
-
-    def _loo_alpha(self, cell_w):
-        c = self._fit_ctx
-        stats = c["stats"]
-        if stats.n_rows.sum() > GCV_ROWS_PER_FEATURE * stats.sums.shape[1]:
-            # n >> d: leverages are O(d/n) and GCV, computed from the statistics
-            # alone, equals leave-one-out to that order -- no extra pass over rows.
-            from .paths import select_alpha_gcv
-            return float(select_alpha_gcv(stats, cell_w, c["targets"], self._alphas)[0])
-        if c["source"] is not None:  # out-of-core: one more pass over the rows
-            from . import outofcore
-            args = (c["stats"], c["cell_idx"], cell_w, c["targets"], self._alphas, c["sw"])
-            out = (outofcore.dask_loo_path(c["dask_X"], *args) if c["dask_X"] is not None
-                   else outofcore.streaming_loo_path(c["source"], *args))
-            return float(self._alphas[solvers._argmin_prefer_last(out["loo_mse"],
-                                                                  out["alphas"])])
-        best, _ = solvers.select_alpha_loo(c["X"], c["cell_idx"], cell_w, c["targets"],
-                                           alphas=self._alphas, sample_weight=c["sw"],
-                                           stats=stats)
-        return float(best)
-
-    def _raise_alpha_until_feasible(self, alpha, weighting, choose_weights):
-        """Smallest grid alpha above ``alpha`` whose equal-share weights need no cap.
-
-        In the infeasible regime (a class cannot carry its share of df at the
-        leave-one-out alpha) a larger ridge lowers df until equal shares fit, instead
-        of leaning on a capped, very large weight. df falls as alpha grows, so the
-        search bisects the grid. Keeps the capped solution if no alpha helps.
-        """
-        grid = self._alphas[self._alphas > alpha]
-        lo, hi, best = 0, grid.size - 1, None
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            wt = choose_weights(float(grid[mid]))
-            if wt.info.get("capped"):
-                lo = mid + 1
-            else:
-                best, hi = (float(grid[mid]), wt), mid - 1
-        if best is None:
-            return alpha, weighting
-        best[1].info["alpha_raised_from"] = float(alpha)
-        return best
-
-    @staticmethod
-    def _average(fits):
-        W = np.mean([f.coef for f in fits], axis=0)
-        b = np.mean([f.intercept for f in fits], axis=0)
-        return W, b
-
-    def _make_score(self, X_val, y_val, groups_val, unit_of_cell, cell_class, cell_idx,
-                    unit_labels, rng):
-        """Score hook for ``tuned``: worst-unit accuracy on validation data or CV."""
-        c = self._fit_ctx
-        K = self.classes_.size
-        loss = self.loss
-
-        def layer(cell_w, alpha, rows=None):
-            if loss == "square":
-                sol = self._ridge(cell_w, alpha, rows)
-                return sol.coef, sol.intercept
-            r = slice(None) if rows is None else rows
-            y_idx = cell_class[c["cell_idx"][r]]
-            fit = solvers.solve_logistic(c["X"][r], y_idx, K,
-                                         c["sw"][r] * cell_w[c["cell_idx"][r]], alpha)
-            return fit.coef, fit.intercept
-
-        def worst(pred_idx, true_idx, units):
-            return min(np.mean(pred_idx[units == u] == true_idx[units == u])
-                       for u in np.unique(units))
-
-        if X_val is not None:
-            if y_val is None:
-                raise ValueError("X_val was given without y_val.")
-            Xv = validate_data(self, X_val, dtype=np.float64, reset=False)
-            yv = _labels_1d(y_val, "y_val", Xv.shape[0])
-            unknown = np.setdiff1d(yv, self.classes_)
-            if unknown.size:
-                raise ValueError(f"y_val has classes not seen in y: {unknown.tolist()!r}.")
-            yv_idx = np.searchsorted(self.classes_, yv)
-            if groups_val is not None:
-                uv = np.searchsorted(self.groups_, _labels_1d(groups_val, "groups_val",
-                                                              Xv.shape[0]))
-            else:
-                uv = yv_idx
-
-            def score(unit_w, alpha):
-                W, b = layer(unit_w[unit_of_cell], alpha)
-                return worst(np.argmax(Xv @ W + b, axis=1), yv_idx, uv)
-            return score
-
-        # Internal stratified CV: folds dealt round-robin within each cell.
-        n = c["X"].shape[0]
-        fold = np.empty(n, dtype=int)
-        for j in np.unique(cell_idx):
-            rows = rng.permutation(np.flatnonzero(cell_idx == j))
-            fold[rows] = np.arange(rows.size) % self.cv
-        y_all = cell_class[cell_idx]
-
-        def score(unit_w, alpha):
-            pred = np.empty(n, dtype=int)
-            for f in range(self.cv):
-                test = fold == f
-                W, b = layer(unit_w[unit_of_cell], alpha, np.flatnonzero(~test))
-                pred[test] = np.argmax(c["X"][test] @ W + b, axis=1)
-            return worst(pred, y_all, unit_labels)
-        return score
 
     # ---------------------------------------------------------------- predict
     def decision_function(self, X):

@@ -45,8 +45,6 @@ from __future__ import annotations
 import csv
 import io as _io
 import json
-import math
-import numbers
 import os
 import secrets
 import stat
@@ -56,6 +54,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ._formats import (
+    import_pyarrow,
+    import_safetensors,
+    open_npz,
+    parse_numeric_cell,
+    read_csv,
+    read_npy,
+    read_npz,
+    read_parquet,
+    read_safetensors,
+)
+from ._validation import check_labels, in_source
 
 __all__ = [
     "atomic_open",
@@ -69,118 +80,17 @@ __all__ = [
     "load_layer",
     "atomic_write_bytes",
     "atomic_write_text",
+    "json_default",
 ]
 
 SUPPORTED_SUFFIXES = (".npz", ".npy", ".csv", ".parquet", ".safetensors")
 _WRITABLE_SUFFIXES = (".npz", ".csv", ".parquet", ".safetensors")
-_IO_HINT = 'pip install "lastlayer[io]"'
 _LAYER_FORMAT = "lastlayer.layer/1"
-_DEFAULT_GROUP_COLUMN = "groups"
 
 
 # --------------------------------------------------------------------------- #
 # Validation
 # --------------------------------------------------------------------------- #
-
-
-def _where(source):
-    return f" in '{source}'" if source else ""
-
-
-def _kind_of(value):
-    """Type family of one label value: 'missing', 'bool', 'int', 'float', 'str', ..."""
-    if value is None:
-        return "missing"
-    if isinstance(value, (bool, np.bool_)):
-        return "bool"
-    if isinstance(value, numbers.Integral):
-        return "int"
-    if isinstance(value, numbers.Real):
-        return "missing" if math.isnan(float(value)) else "float"
-    if isinstance(value, str):
-        return "str"
-    if isinstance(value, bytes):
-        return "bytes"
-    return type(value).__name__
-
-
-def _as_labels(values, name, *, source=None):
-    """Return ``values`` as a 1-D label array of one type family, else raise ValueError.
-
-    Accepted: integer, bool, float (finite) and unicode arrays, object arrays whose
-    entries are all numbers or all strings (converted to a numeric or ``<U``
-    array), and byte strings (decoded as UTF-8). Missing values (None, NaN, inf)
-    and mixed numbers and strings are refused.
-    """
-    where = _where(source)
-    # np.asarray(["a", 1]) would silently turn the 1 into "1": inspect lists entry by entry
-    arr = np.asarray(values, dtype=object if isinstance(values, (list, tuple)) else None)
-    if arr.ndim != 1:
-        hint = ""
-        if arr.ndim == 2 and 1 in arr.shape:
-            hint = f" Use {name}.ravel() for a column vector."
-        raise ValueError(
-            f"{name}{where} must be a 1-D array of labels. "
-            f"Got an array of shape {arr.shape} instead.{hint}"
-        )
-    if arr.dtype.kind == "S":
-        arr = np.char.decode(arr, "utf-8")
-    if arr.dtype.kind == "O":
-        kinds = {}
-        for i, v in enumerate(arr):
-            kinds.setdefault(_kind_of(v), (i, v))
-        if "missing" in kinds:
-            n_missing = sum(_kind_of(v) == "missing" for v in arr)
-            i, v = kinds["missing"]
-            raise ValueError(
-                f"{name}{where} must not have missing values. Got {n_missing} missing "
-                f"value(s) (first at index {i}: {v!r})."
-            )
-        families = {"str" if k == "bytes" else ("number" if k in ("bool", "int", "float") else k)
-                    for k in kinds}
-        if len(families) > 1:
-            found = ", ".join(f"{k} (e.g. {v!r} at index {i})" for k, (i, v) in kinds.items())
-            raise ValueError(
-                f"{name}{where} has labels of mixed types: {found}. Labels must be all "
-                f"numbers or all strings."
-            )
-        family = families.pop() if families else "empty"
-        if family == "empty":
-            arr = arr.astype(np.float64)
-        elif family == "str":
-            arr = np.asarray([v.decode("utf-8") if isinstance(v, bytes) else v for v in arr],
-                             dtype=str)
-        elif family == "number":
-            if "float" in kinds:
-                arr = arr.astype(np.float64)
-            elif "int" in kinds:
-                arr = arr.astype(np.int64)
-            else:
-                arr = arr.astype(bool)
-        else:
-            raise ValueError(
-                f"{name}{where} must hold numbers or strings. Got values of type "
-                f"{family} (e.g. {kinds[family][1]!r})."
-            )
-    if arr.dtype.kind not in "biufU":
-        raise ValueError(
-            f"{name}{where} must hold numbers or strings. Got an array of dtype "
-            f"{arr.dtype} instead."
-        )
-    if arr.dtype.kind == "f":
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise ValueError(
-                f"{name}{where} must not have missing values. Got {int(bad.sum())} "
-                f"NaN/inf value(s) (first at index {i})."
-            )
-    return arr
-
-
-def _label_family(arr):
-    """'str' for unicode label arrays, 'number' otherwise (after :func:`_as_labels`)."""
-    return "str" if arr.dtype.kind == "U" else "number"
 
 
 def _first_non_finite(X):
@@ -220,7 +130,7 @@ def validate_features(X, y, groups=None, *, source=None):
         of non-finite values and the first row and column); ``y`` or ``groups`` not
         1-D, of another length than ``X``, with missing values or of mixed types.
     """
-    where = _where(source)
+    where = in_source(source)
     if not isinstance(X, np.memmap):
         X = np.asarray(X)
     if X.dtype.kind == "O":
@@ -263,14 +173,14 @@ def validate_features(X, y, groups=None, *, source=None):
             f"X{where} must be finite. Got {count} non-finite value(s) ({n_nan} NaN, "
             f"{count - n_nan} inf); the first is at row {row}, column {col}."
         )
-    y = _as_labels(y, "y", source=source)
+    y = check_labels(y, "y", source=source)
     if len(y) != X.shape[0]:
         raise ValueError(
             f"y{where} must have one label per row of X. Got len(y) = {len(y)} and "
             f"len(X) = {X.shape[0]}."
         )
     if groups is not None:
-        groups = _as_labels(groups, "groups", source=source)
+        groups = check_labels(groups, "groups", source=source)
         if len(groups) != X.shape[0]:
             raise ValueError(
                 f"groups{where} must have one entry per row of X. Got len(groups) = "
@@ -328,358 +238,6 @@ class FeatureSet:
             f"dtype={self.X.dtype}, classes={self.classes.tolist()!r}, groups={groups}, "
             f"source={self.source!r})"
         )
-
-
-# --------------------------------------------------------------------------- #
-# Optional dependencies
-# --------------------------------------------------------------------------- #
-
-
-def _import_pyarrow():
-    try:
-        import pyarrow
-        import pyarrow.parquet
-    except ImportError as exc:
-        raise ImportError(
-            f"Reading and writing .parquet files needs pyarrow: {_IO_HINT}"
-        ) from exc
-    return pyarrow, pyarrow.parquet
-
-
-def _import_safetensors():
-    try:
-        import safetensors
-        import safetensors.numpy
-    except ImportError as exc:
-        raise ImportError(
-            f"Reading and writing .safetensors files needs safetensors: {_IO_HINT}"
-        ) from exc
-    return safetensors, safetensors.numpy
-
-
-# --------------------------------------------------------------------------- #
-# Readers
-# --------------------------------------------------------------------------- #
-
-
-def _pickle_error(path, exc):
-    if "Object arrays" in str(exc):
-        return ValueError(
-            f"'{path}' contains pickled objects; lastlayer never unpickles user files. "
-            f"Save X and y as numeric/string arrays (np.savez(path, X=X, y=y))."
-        )
-    return ValueError(
-        f"'{path}' is not a NumPy .npz/.npy file (numpy could only read it as a pickle, "
-        f"and lastlayer never unpickles user files). Save X and y as numeric/string "
-        f"arrays (np.savez(path, X=X, y=y))."
-    )
-
-
-@contextmanager
-def _open_npz(path):
-    """``np.load(path, allow_pickle=False)`` of a .npz file, with clear errors."""
-    try:
-        data = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise _pickle_error(path, exc) from None
-        raise
-    except (zipfile.BadZipFile, EOFError) as exc:
-        raise ValueError(f"'{path}' is not a readable .npz file: {exc}.") from None
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ValueError(
-            f"'{path}' holds a single .npy array, not a .npz archive of named arrays. "
-            f"Rename it to .npy, or save X and y with np.savez(path, X=X, y=y)."
-        )
-    with data:
-        try:
-            yield data
-        except ValueError as exc:
-            if "allow_pickle" in str(exc):
-                raise _pickle_error(path, exc) from None
-            raise
-
-
-def _missing_key(path, kind, name, found, param=None):
-    what = f"(set by {param}=)" if param else "(the features)"
-    return ValueError(
-        f"'{path}' has no {kind} named '{name}' {what}. Found {kind}s: {sorted(found)!r}."
-    )
-
-
-def _read_npz(path, label_column, group_column):
-    with _open_npz(path) as data:
-        keys = set(data.files)
-        if "X" not in keys:
-            raise _missing_key(path, "array", "X", keys)
-        if label_column not in keys:
-            raise _missing_key(path, "array", label_column, keys, "label_column")
-        X = data["X"]
-        y = data[label_column]
-        groups = _optional(data, keys, group_column, path, "array")
-    return X, y, groups
-
-
-def _optional(data, keys, group_column, path, kind):
-    if group_column is None:
-        return None
-    if group_column in keys:
-        return data[group_column]
-    if group_column != _DEFAULT_GROUP_COLUMN:
-        raise _missing_key(path, kind, group_column, keys, "group_column")
-    return None
-
-
-def _load_npy(path, mmap):
-    try:
-        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise _pickle_error(path, exc) from None
-        raise
-
-
-def _npy_companion(value, name, path):
-    """Labels or groups for a .npy feature file: a .npy path or an array."""
-    if isinstance(value, (str, os.PathLike)):
-        p = Path(value)
-        if p.suffix.lower() != ".npy":
-            raise ValueError(
-                f"The '{name}' parameter must be a .npy path or an array when the "
-                f"features are a .npy file ('{path}'). Got the path '{p}' instead."
-            )
-        if not p.is_file():
-            raise FileNotFoundError(f"{name} file '{p}' (for features '{path}') not found.")
-        return _load_npy(p, mmap=False)
-    return np.asarray(value)
-
-
-def _read_npy(path, labels, groups, mmap):
-    if labels is None:
-        if path.name != "X.npy":
-            raise ValueError(
-                f"The 'labels' parameter is required for '{path}': pass a .npy path or "
-                f"an array. Without it the features file must be named X.npy, and its "
-                f"labels are read from y.npy (and groups from groups.npy, if present) "
-                f"in the same directory."
-            )
-        labels = path.with_name("y.npy")
-        if not labels.is_file():
-            raise FileNotFoundError(
-                f"'{path}' is named X.npy, so its labels are read from '{labels}', which "
-                f"does not exist. Pass labels= explicitly."
-            )
-        if groups is None and path.with_name("groups.npy").is_file():
-            groups = path.with_name("groups.npy")
-    X = _load_npy(path, mmap)
-    y = _npy_companion(labels, "labels", path)
-    g = None if groups is None else _npy_companion(groups, "groups", path)
-    return X, y, g
-
-
-def _parse_numeric_cell(text):
-    try:
-        return int(text), "int"
-    except ValueError:
-        pass
-    try:
-        return float(text), "float"
-    except ValueError:
-        return text, "str"
-
-
-def _parse_label_column(cells, name, path):
-    """Parse one CSV column of labels: all ints, all numbers or all text."""
-    missing = [i for i, c in enumerate(cells) if not c.strip()]
-    if missing:
-        raise ValueError(
-            f"Column '{name}' in '{path}' must not have missing values. Got "
-            f"{len(missing)} empty cell(s) (first at data row {missing[0]})."
-        )
-    parsed = [_parse_numeric_cell(c.strip()) for c in cells]
-    kinds = {}
-    for i, (_, k) in enumerate(parsed):
-        kinds.setdefault(k, i)
-    if "str" in kinds and len(kinds) > 1:
-        found = ", ".join(
-            f"{'text' if k == 'str' else k} (e.g. {cells[i]!r} at data row {i})"
-            for k, i in kinds.items()
-        )
-        raise ValueError(
-            f"Column '{name}' in '{path}' has labels of mixed types: {found}. Labels must "
-            f"be all numbers or all text."
-        )
-    if "str" in kinds:
-        return np.asarray([c.strip() for c in cells], dtype=str)
-    if "float" in kinds:
-        return np.asarray([v for v, _ in parsed], dtype=np.float64)
-    return np.asarray([v for v, _ in parsed], dtype=np.int64)
-
-
-def _check_columns(path, names, label_column, group_column):
-    """Check that the label column (and a non-default group column) exist in a
-    table's column ``names``; return whether the group column is there."""
-    if label_column not in names:
-        raise ValueError(
-            f"'{path}' has no label column '{label_column}' (set by label_column=). "
-            f"Columns found: {names!r}."
-        )
-    use_groups = group_column is not None and group_column in names
-    if group_column is not None and not use_groups and group_column != _DEFAULT_GROUP_COLUMN:
-        raise ValueError(
-            f"'{path}' has no group column '{group_column}' (set by group_column=). "
-            f"Columns found: {names!r}."
-        )
-    return use_groups
-
-
-def _read_csv(path, label_column, group_column):
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise ValueError(f"'{path}' is empty; expected a header row and data rows.") from None
-        rows = [r for r in reader if r]
-    use_groups = _check_columns(path, header, label_column, group_column)
-    for r, row in enumerate(rows):
-        if len(row) != len(header):
-            raise ValueError(
-                f"'{path}' data row {r} has {len(row)} cells; the header has "
-                f"{len(header)} columns."
-            )
-    columns = list(zip(*rows)) if rows else [() for _ in header]
-    label_idx = header.index(label_column)
-    group_idx = header.index(group_column) if use_groups else None
-    feature_idx = [j for j in range(len(header)) if j not in (label_idx, group_idx)]
-    if not feature_idx:
-        raise ValueError(
-            f"'{path}' has no feature columns; columns found: {header!r} "
-            f"(label column '{label_column}')."
-        )
-    y = _parse_label_column(columns[label_idx], label_column, path)
-    groups = (_parse_label_column(columns[group_idx], group_column, path)
-              if use_groups else None)
-    X = np.empty((len(rows), len(feature_idx)), dtype=np.float64)
-    for out, j in enumerate(feature_idx):
-        try:
-            X[:, out] = np.asarray(columns[j], dtype=str).astype(np.float64)
-        except ValueError:
-            values = []
-            for r, cell in enumerate(columns[j]):
-                try:
-                    values.append(float(cell))
-                except ValueError:
-                    raise ValueError(
-                        f"Feature column '{header[j]}' in '{path}' must be numeric. Got "
-                        f"{cell!r} at data row {r}."
-                    ) from None
-            X[:, out] = values
-    return X, y, groups
-
-
-def _arrow_column_to_numpy(pa, column):
-    if pa.types.is_dictionary(column.type):
-        column = column.cast(column.type.value_type)
-    return column.to_numpy()
-
-
-def _read_parquet(path, label_column, group_column):
-    pa, pq = _import_pyarrow()
-    table = pq.read_table(path)
-    names = list(table.column_names)
-    use_groups = _check_columns(path, names, label_column, group_column)
-    y = _arrow_column_to_numpy(pa, table.column(label_column))
-    groups = _arrow_column_to_numpy(pa, table.column(group_column)) if use_groups else None
-    # pandas' to_parquet may store a non-default index as "__index_level_<k>__"
-    rest = [c for c in names if c not in (label_column, group_column if use_groups else None)
-            and not (c.startswith("__index_level_") and c.endswith("__"))]
-    if "X" in rest and (pa.types.is_list(table.schema.field("X").type)
-                        or pa.types.is_large_list(table.schema.field("X").type)
-                        or pa.types.is_fixed_size_list(table.schema.field("X").type)):
-        others = [c for c in rest if c != "X"]
-        if others:
-            raise ValueError(
-                f"'{path}' has a list column 'X' of features and also other columns "
-                f"{others!r}. Use either one list column 'X' or numeric feature columns, "
-                f"not both."
-            )
-        X = _list_column_to_matrix(pa, table.column("X"), path)
-    else:
-        if not rest:
-            raise ValueError(
-                f"'{path}' has no feature columns; columns found: {names!r} "
-                f"(label column '{label_column}')."
-            )
-        cols = []
-        for c in rest:
-            t = table.schema.field(c).type
-            if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
-                raise ValueError(
-                    f"Feature column '{c}' in '{path}' must be numeric. Got type {t}. "
-                    f"Feature columns are every column except '{label_column}' and "
-                    f"'{group_column}'."
-                )
-            cols.append(table.column(c).to_numpy())
-        X = np.column_stack(cols) if cols else np.empty((table.num_rows, 0))
-    return X, y, groups
-
-
-def _list_column_to_matrix(pa, column, path):
-    import pyarrow.compute as pc
-
-    arr = column.combine_chunks()
-    n = len(arr)
-    if arr.null_count:
-        raise ValueError(f"List column 'X' in '{path}' has {arr.null_count} null row(s).")
-    if pa.types.is_fixed_size_list(arr.type):
-        width = arr.type.list_size
-    else:
-        lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
-        width = int(lengths[0]) if n else 0
-        if n and not np.all(lengths == width):
-            r = int(np.argmax(lengths != width))
-            raise ValueError(
-                f"List column 'X' in '{path}' must hold rows of equal length. Row 0 has "
-                f"{width} features and row {r} has {int(lengths[r])}."
-            )
-    values = arr.flatten().to_numpy(zero_copy_only=False)
-    return values.reshape(n, width)
-
-
-def _read_safetensors(path, label_column, group_column):
-    safetensors, _ = _import_safetensors()
-    with safetensors.safe_open(str(path), framework="np") as f:
-        keys = set(f.keys())
-        meta = f.metadata() or {}
-        if "X" not in keys:
-            raise _missing_key(path, "tensor", "X", keys)
-        if label_column not in keys:
-            raise _missing_key(path, "tensor", label_column, keys, "label_column")
-        X = f.get_tensor("X")
-        y = _decode_codes(f.get_tensor(label_column), meta, label_column, path)
-        groups = None
-        if group_column is not None:
-            if group_column in keys:
-                groups = _decode_codes(f.get_tensor(group_column), meta, group_column, path)
-            elif group_column != _DEFAULT_GROUP_COLUMN:
-                raise _missing_key(path, "tensor", group_column, keys, "group_column")
-    return X, y, groups
-
-
-def _decode_codes(codes, meta, name, path):
-    key = f"{name}_classes"
-    if key not in meta:
-        return codes
-    classes = np.asarray(json.loads(meta[key]), dtype=str)
-    codes = np.asarray(codes)
-    if codes.dtype.kind not in "iu" or (codes.size and (codes.min() < 0
-                                                        or codes.max() >= len(classes))):
-        raise ValueError(
-            f"Tensor '{name}' in '{path}' must hold integer codes in [0, {len(classes)}) "
-            f"into the metadata list '{key}'."
-        )
-    return classes[codes]
 
 
 def load_features(path, *, labels=None, groups=None, label_column="y",
@@ -746,15 +304,15 @@ def load_features(path, *, labels=None, groups=None, label_column="y",
                 f"for '{path}'."
             )
     if suffix == ".npz":
-        X, y, g = _read_npz(path, label_column, group_column)
+        X, y, g = read_npz(path, label_column, group_column)
     elif suffix == ".npy":
-        X, y, g = _read_npy(path, labels, groups, mmap)
+        X, y, g = read_npy(path, labels, groups, mmap)
     elif suffix == ".csv":
-        X, y, g = _read_csv(path, label_column, group_column)
+        X, y, g = read_csv(path, label_column, group_column)
     elif suffix == ".parquet":
-        X, y, g = _read_parquet(path, label_column, group_column)
+        X, y, g = read_parquet(path, label_column, group_column)
     else:
-        X, y, g = _read_safetensors(path, label_column, group_column)
+        X, y, g = read_safetensors(path, label_column, group_column)
     return FeatureSet(X, y, g, source=str(path))
 
 
@@ -882,7 +440,7 @@ def _check_csv_labels(values, name, path):
     """Refuse string labels that would not read back as strings of one type."""
     if values is None or values.dtype.kind != "U":
         return
-    kinds = {_parse_numeric_cell(v.strip())[1] if v.strip() else "empty" for v in values}
+    kinds = {parse_numeric_cell(v.strip())[1] if v.strip() else "empty" for v in values}
     if "empty" in kinds or ("str" in kinds and len(kinds) > 1):
         raise ValueError(
             f"Cannot write {name} to '{path}' as CSV: it mixes text labels with labels "
@@ -892,7 +450,7 @@ def _check_csv_labels(values, name, path):
 
 
 def _parquet_bytes(X, y, groups):
-    pa, pq = _import_pyarrow()
+    pa, pq = import_pyarrow()
     n, d = X.shape
     flat = pa.array(np.ascontiguousarray(X).reshape(-1))
     columns = {"X": pa.FixedSizeListArray.from_arrays(flat, d), "y": pa.array(y)}
@@ -904,7 +462,7 @@ def _parquet_bytes(X, y, groups):
 
 
 def _safetensors_bytes(X, y, groups):
-    _, st_numpy = _import_safetensors()
+    _, st_numpy = import_safetensors()
     tensors = {"X": np.ascontiguousarray(X)}
     meta = {}
     for name, values in (("y", y), ("groups", groups)):
@@ -963,7 +521,7 @@ def save_features(path, X, y, groups=None) -> None:
 # --------------------------------------------------------------------------- #
 
 
-def _json_default(value):
+def json_default(value):
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -1012,7 +570,7 @@ def save_layer(path, coef, intercept, classes, **meta) -> None:
         )
     if not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
         raise ValueError("The 'coef' and 'intercept' parameters must be finite.")
-    classes = _as_labels(classes, "classes")
+    classes = check_labels(classes, "classes")
     if len(np.unique(classes)) != len(classes):
         raise ValueError(
             f"The 'classes' parameter must hold distinct labels. Got {classes.tolist()!r}."
@@ -1024,7 +582,7 @@ def save_layer(path, coef, intercept, classes, **meta) -> None:
             f"per class, or a single row for two classes."
         )
     try:
-        meta_json = json.dumps(meta, default=_json_default)
+        meta_json = json.dumps(meta, default=json_default)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"The layer metadata must be JSON-serialisable: {exc}.") from None
     save_npz(path, format=np.asarray(_LAYER_FORMAT), coef=coef, intercept=intercept,
@@ -1048,7 +606,7 @@ def load_layer(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Layer file '{path}' not found.")
-    with _open_npz(path) as data:
+    with open_npz(path) as data:
         keys = set(data.files)
         need = {"coef", "intercept", "classes"}
         if not need <= keys:

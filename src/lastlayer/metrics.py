@@ -22,7 +22,7 @@ import numbers
 
 import numpy as np
 
-from .io import _as_labels, _label_family
+from ._validation import check_labels, label_family
 
 __all__ = [
     "per_class_accuracy",
@@ -49,8 +49,8 @@ def _py(value):
 
 
 def _check_targets(y_true, y_pred):
-    y_true = _as_labels(y_true, "y_true")
-    y_pred = _as_labels(y_pred, "y_pred")
+    y_true = check_labels(y_true, "y_true")
+    y_pred = check_labels(y_pred, "y_pred")
     if len(y_true) == 0:
         raise ValueError("y_true must hold at least one sample. Got an empty array.")
     if len(y_true) != len(y_pred):
@@ -63,7 +63,7 @@ def _check_targets(y_true, y_pred):
 
 
 def _same_family(a, a_name, b, b_name):
-    fa, fb = _label_family(a), _label_family(b)
+    fa, fb = label_family(a), label_family(b)
     if fa != fb:
         word = {"str": "string", "number": "numeric"}
         raise ValueError(
@@ -75,7 +75,7 @@ def _same_family(a, a_name, b, b_name):
 def _resolve_labels(y_true, y_pred, labels):
     if labels is None:
         return np.union1d(y_true, y_pred)
-    labels = _as_labels(labels, "labels")
+    labels = check_labels(labels, "labels")
     if len(labels) == 0:
         raise ValueError("The 'labels' parameter must hold at least one label. Got [].")
     _same_family(labels, "labels", y_true, "y_true")
@@ -105,7 +105,7 @@ def _class_counts(y_true, y_pred, labels):
 
 
 def _check_groups(groups, n):
-    groups = _as_labels(groups, "groups")
+    groups = check_labels(groups, "groups")
     if len(groups) != n:
         raise ValueError(
             f"groups must have one entry per sample. Got len(groups) = {len(groups)} and "

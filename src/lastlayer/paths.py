@@ -33,24 +33,24 @@ import numpy as np
 import scipy.linalg
 from scipy.optimize import brentq
 
-from ._validation import check_probability_vector, check_real
-from .solvers import (
-    DEFAULT_RIDGE_ALPHAS,
-    RidgeSolution,
-    _argmin_prefer_last,
-    _centre_stats,
-    _check_alphas,
-    _check_cell_targets,
-    _check_cell_weights,
-    _check_stats,
-    _noise_tol,
-    _well_conditioned_cholesky,
+from ._core.loo import argmin_prefer_last, gcv_path
+from ._core.ridge import RidgeSolution
+from ._core.stats import EPS, noise_tol, well_conditioned_cholesky
+from ._validation import (
+    check_alphas,
+    check_cell_targets,
+    check_cell_weights,
+    check_probability_vector,
+    check_real,
+    check_rhos,
+    check_stats,
+    check_unit_of_cell,
 )
+from .solvers import DEFAULT_RIDGE_ALPHAS
 from .theory import water_fill_leverage
 
 __all__ = ["TwoUnitWeightPath", "alpha_path", "select_alpha_gcv"]
 
-_EPS = float(np.finfo(np.float64).eps)
 
 
 # --------------------------------------------------------------------------------------
@@ -58,30 +58,58 @@ _EPS = float(np.finfo(np.float64).eps)
 # --------------------------------------------------------------------------------------
 
 
-def _check_rhos(rhos, name="rhos"):
-    arr = np.asarray(rhos, dtype=np.float64).ravel() if rhos is not None else None
-    if arr is None or arr.size < 1 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise ValueError(
-            f"The '{name}' parameter must be a non-empty 1-D array of floats in the range "
-            f"(0, inf). Got {rhos!r} instead."
-        )
-    return arr
+def _unit_moments(stats, unit, T, shift):
+    """Per-unit Gram matrices and sums of the rows shifted by ``shift``, and the
+    right-hand sides ``P_u = sum_{j in u} [m_j - N_j shift; N_j] T_j^T``."""
+    N = stats.weight_sums
+    sums_c = stats.sums - N[:, None] * shift  # (J, d) shifted first moments
+    grams_u, sums_u = [], []
+    for u in (0, 1):
+        sel = unit == u
+        G = stats.grams[sel].sum(axis=0)
+        s_raw = stats.sums[sel].sum(axis=0)
+        Nu = N[sel].sum()
+        Gc = G - np.outer(s_raw, shift) - np.outer(shift, s_raw) + Nu * np.outer(shift, shift)
+        grams_u.append(0.5 * (Gc + Gc.T))
+        sums_u.append(sums_c[sel].sum(axis=0))
+    rhs_u = [
+        np.vstack([sums_c[unit == u].T @ T[unit == u], (N[unit == u] @ T[unit == u])[None, :]])
+        for u in (0, 1)
+    ]
+    return grams_u, sums_u, rhs_u
 
 
-def _check_unit_of_cell(unit_of_cell, n_cells):
-    arr = np.asarray(unit_of_cell)
-    if arr.ndim != 1 or arr.shape[0] != n_cells or arr.dtype.kind not in "biuf":
+def _row_span(C_tot, d, n_rows, alpha):
+    """Orthonormal basis of the span of the centred rows when it is not all of R^d
+    (fewer rows than d + 1, or ridgeless with collinear features), else None."""
+    if not (d + 1 > n_rows or (alpha == 0.0 and well_conditioned_cholesky(C_tot) is None)):
+        return None
+    lam_c, Q = scipy.linalg.eigh(C_tot, check_finite=False)
+    scale = max(float(lam_c[-1]), float(np.abs(np.diag(C_tot)).max()), 0.0)
+    keep = lam_c > noise_tol(max(d, n_rows), scale)
+    if not np.any(keep):
+        raise ValueError("Every feature is constant over the rows: there is nothing to fit.")
+    return Q[:, keep]
+
+
+def _generalised_eigh(aug, alpha, n_u):
+    """``B_1 V = (B_0 + B_1) V diag(lam)`` with ``B_u = G~_u + alpha n_u R``."""
+    p = aug[0].shape[0]
+    Rdiag = np.ones(p)
+    Rdiag[-1] = 0.0
+    B0 = aug[0] + np.diag(alpha * n_u[0] * Rdiag)
+    B1 = aug[1] + np.diag(alpha * n_u[1] * Rdiag)
+    S = B0 + B1
+    dsc = 1.0 / np.sqrt(np.diag(S))  # Jacobi scaling: same V, better conditioned
+    try:
+        lam, Vs = scipy.linalg.eigh(dsc[:, None] * B1 * dsc[None, :],
+                                    dsc[:, None] * S * dsc[None, :], check_finite=False)
+    except np.linalg.LinAlgError:
         raise ValueError(
-            f"The 'unit_of_cell' parameter must be a 1-D array of {n_cells} entries in "
-            f"{{0, 1}} (the weighting unit of each cell). Got shape {arr.shape} and dtype "
-            f"{arr.dtype} instead."
-        )
-    if not np.all((arr == 0) | (arr == 1)):
-        raise ValueError(
-            "The 'unit_of_cell' parameter must contain only 0 and 1 (exactly two "
-            f"weighting units). Got values {np.unique(arr).tolist()!r} instead."
-        )
-    return arr.astype(np.intp)
+            "The equally weighted problem is singular (the weighted Gram matrix of "
+            "the augmented features is not positive definite); use alpha > 0."
+        ) from None
+    return lam, dsc[:, None] * Vs
 
 
 class TwoUnitWeightPath:
@@ -158,10 +186,10 @@ class TwoUnitWeightPath:
     """
 
     def __init__(self, stats, unit_of_cell, cell_targets, alpha):
-        stats = _check_stats(stats)
+        stats = check_stats(stats)
         J, d = stats.n_cells, stats.n_features
-        self._unit = _check_unit_of_cell(unit_of_cell, J)
-        T = _check_cell_targets(cell_targets, J)
+        self._unit = check_unit_of_cell(unit_of_cell, J)
+        T = check_cell_targets(cell_targets, J)
         self.alpha = check_real(alpha, "alpha", low=0)
         N = stats.weight_sums
         n_u = np.bincount(self._unit, weights=N, minlength=2)
@@ -178,35 +206,8 @@ class TwoUnitWeightPath:
         # Shift to the overall (sample-weighted) mean: better conditioned, exact.
         shift = stats.sums.sum(axis=0) / self.n
         self._shift = shift
-        sums_c = stats.sums - N[:, None] * shift  # (J, d) shifted first moments
-        grams_u, sums_u = [], []
-        for u in (0, 1):
-            sel = self._unit == u
-            G = stats.grams[sel].sum(axis=0)
-            s_raw = stats.sums[sel].sum(axis=0)
-            Nu = N[sel].sum()
-            Gc = G - np.outer(s_raw, shift) - np.outer(shift, s_raw) + Nu * np.outer(shift, shift)
-            grams_u.append(0.5 * (Gc + Gc.T))
-            sums_u.append(sums_c[sel].sum(axis=0))
-        # Right-hand sides P_u = sum_{j in u} [m_j - N_j m; N_j] T_j^T (feature part first).
-        rhs_u = [
-            np.vstack([sums_c[self._unit == u].T @ T[self._unit == u],
-                       (N[self._unit == u] @ T[self._unit == u])[None, :]])
-            for u in (0, 1)
-        ]
-
-        # Restrict to the span of the centred rows when it is not all of R^d.
-        C_tot = grams_u[0] + grams_u[1]  # centred at the overall mean: sums cancel
-        basis = None
-        n_rows = int(stats.n_rows.sum())
-        if d + 1 > n_rows or (self.alpha == 0.0 and _well_conditioned_cholesky(C_tot) is None):
-            lam_c, Q = scipy.linalg.eigh(C_tot, check_finite=False)
-            scale = max(float(lam_c[-1]), float(np.abs(np.diag(C_tot)).max()), 0.0)
-            keep = lam_c > _noise_tol(max(d, n_rows), scale)
-            if not np.any(keep):
-                raise ValueError(
-                    "Every feature is constant over the rows: there is nothing to fit.")
-            basis = Q[:, keep]
+        grams_u, sums_u, rhs_u = _unit_moments(stats, self._unit, T, shift)
+        basis = _row_span(grams_u[0] + grams_u[1], d, int(stats.n_rows.sum()), self.alpha)
         self.reduced = basis is not None
         self._basis = basis
         if basis is not None:
@@ -215,7 +216,6 @@ class TwoUnitWeightPath:
             rhs_u = [np.vstack([basis.T @ P[:-1], P[-1:]]) for P in rhs_u]
         self._r = grams_u[0].shape[0]
         p = self._r + 1
-
         aug = []
         for u in (0, 1):
             Gt = np.empty((p, p))
@@ -224,21 +224,7 @@ class TwoUnitWeightPath:
             Gt[-1, -1] = n_u[u]
             aug.append(Gt)
         self._aug = aug
-        Rdiag = np.ones(p)
-        Rdiag[-1] = 0.0
-        B0 = aug[0] + np.diag(self.alpha * n_u[0] * Rdiag)
-        B1 = aug[1] + np.diag(self.alpha * n_u[1] * Rdiag)
-        S = B0 + B1
-        dsc = 1.0 / np.sqrt(np.diag(S))  # Jacobi scaling: same V, better conditioned
-        try:
-            lam, Vs = scipy.linalg.eigh(dsc[:, None] * B1 * dsc[None, :],
-                                        dsc[:, None] * S * dsc[None, :], check_finite=False)
-        except np.linalg.LinAlgError:
-            raise ValueError(
-                "The equally weighted problem is singular (the weighted Gram matrix of "
-                "the augmented features is not positive definite); use alpha > 0."
-            ) from None
-        V = dsc[:, None] * Vs
+        lam, V = _generalised_eigh(aug, self.alpha, n_u)
         self.eigenvalues = np.clip(lam, 0.0, 1.0)
         self._V = V
         self._Y = [V.T @ P for P in rhs_u]  # (p, m) each
@@ -352,7 +338,7 @@ class TwoUnitWeightPath:
             ``L_u / n_u``; with ``return_coef`` also ``"coef"`` (L, d, m) and
             ``"intercept"`` (L, m).
         """
-        rhos = _check_rhos(rhos)
+        rhos = check_rhos(rhos)
         G = self._gains(rhos)
         L = np.column_stack([G @ self._E[0], rhos * (G @ self._E[1])])
         df = L.sum(axis=1)
@@ -443,7 +429,7 @@ class TwoUnitWeightPath:
             elif f_hi < 0:
                 t = hi
             else:
-                t = brentq(excess, lo, hi, xtol=1e-12, rtol=4 * _EPS, maxiter=500)
+                t = brentq(excess, lo, hi, xtol=1e-12, rtol=4 * EPS, maxiter=500)
         rho = float(np.exp(t))
         L, df = self.leverage(rho)
         feasible = bool(np.all(n_u > df * p))
@@ -531,44 +517,11 @@ def alpha_path(stats, cell_weights, cell_targets, alphas, *, return_coef=True,
     :func:`lastlayer.solvers.sufficient_statistics`), ample unless the fit is
     nearly perfect.
     """
-    stats = _check_stats(stats)
-    omega = _check_cell_weights(cell_weights, stats.n_cells)
-    T = _check_cell_targets(cell_targets, stats.n_cells)
-    alphas = _check_alphas(alphas)
-    cen = _centre_stats(stats, omega, T)
-    lam, Q = scipy.linalg.eigh(cen.C, check_finite=False)
-    rt = Q.T @ cen.rhs  # (d, m)
-    rt2 = np.einsum("km,km->k", rt, rt)
-    wN = omega * stats.weight_sums
-    tss = float(wN @ np.einsum("jm,jm->j", T, T) - cen.V * (cen.tbar @ cen.tbar))
-    n_fit = float(stats.weight_sums[omega > 0].sum())
-
-    denom = lam[None, :] + alphas[:, None] * cen.n  # (L, d)
-    keep = denom > cen.tol
-    g = np.zeros_like(denom)
-    g[keep] = 1.0 / denom[keep]
-    df = 1.0 + (g * lam[None, :]).sum(axis=1)
-    rss = tss - (g * (2.0 - lam[None, :] * g)) @ rt2
-    rss = np.maximum(rss, 0.0)
-    mse = rss / cen.V
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gcv = np.where(df < n_fit * (1.0 - 1e3 * _EPS), mse / (1.0 - df / n_fit) ** 2, np.inf)
-    out = {"alphas": alphas, "df": df, "mse": mse, "gcv": gcv, "n_fit": n_fit}
-    if return_coef:
-        W = np.einsum("ik,lk,km->lim", Q, g, rt, optimize=True)  # (L, d, m)
-        out["coef"] = W
-        out["intercept"] = cen.tbar[None, :] - np.einsum("lim,i->lm", W, cen.mu)
-    if return_cell_leverage:
-        J = stats.n_cells
-        diag = np.empty((J, lam.size))
-        for j in range(J):
-            Gc = (stats.grams[j] - np.outer(stats.sums[j], cen.mu)
-                  - np.outer(cen.mu, stats.sums[j])
-                  + stats.weight_sums[j] * np.outer(cen.mu, cen.mu))
-            diag[j] = np.einsum("ik,ik->k", Gc @ Q, Q)
-        out["cell_leverage"] = omega[None, :] * (
-            stats.weight_sums[None, :] / cen.V + g @ diag.T)
-    return out
+    stats = check_stats(stats)
+    omega = check_cell_weights(cell_weights, stats.n_cells)
+    T = check_cell_targets(cell_targets, stats.n_cells)
+    alphas = check_alphas(alphas)
+    return gcv_path(stats, omega, T, alphas, return_coef, return_cell_leverage)
 
 
 def select_alpha_gcv(stats, cell_weights, cell_targets, alphas=None):
@@ -587,6 +540,6 @@ def select_alpha_gcv(stats, cell_weights, cell_targets, alphas=None):
     """
     alphas = DEFAULT_RIDGE_ALPHAS.copy() if alphas is None else alphas
     path = alpha_path(stats, cell_weights, cell_targets, alphas, return_coef=False)
-    best = _argmin_prefer_last(path["gcv"], path["alphas"])
+    best = argmin_prefer_last(path["gcv"], path["alphas"])
     path["best_index"] = best
     return float(path["alphas"][best]), path

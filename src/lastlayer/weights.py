@@ -1,12 +1,15 @@
 """Weighting schemes: one function per scheme, one registry (:data:`WEIGHTINGS`).
 
 Every scheme maps a :class:`WeightingProblem` (per-unit counts, the target mixture,
-and hooks into the solver) to a :class:`Weighting`: one loss weight per *unit*
+and a ridge oracle's leverages) to a :class:`Weighting`: one loss weight per *unit*
 (a class, or a group when group weights are asked for), scaled so that the mean
 weight over samples is one (``sum_u n_u omega_u = n``), which fixes the scale the
-ridge sees (theory.md section 1).
+ridge sees (docs/theory.md section 1).
 
-Adding a scheme is adding one function and one entry in :data:`WEIGHTINGS`.
+Adding a scheme is adding one function and one entry in :data:`WEIGHTINGS`. Explicit
+weights (a dict ``{label: weight}`` or an array in unit order) go through the same
+entry point, :func:`compute_weighting`, which normalises every form of the
+``weighting`` parameter.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._validation import check_real
+from ._validation import check_real, check_unit_values
 from .dimension import DIMENSIONS, SPECTRAL_DIMENSIONS
 from .theory import optimal_class_weights, water_fill_leverage
 
@@ -26,7 +29,9 @@ __all__ = [
     "Weighting",
     "WeightingProblem",
     "compute_weighting",
+    "downsample_sizes",
     "normalise_weights",
+    "optimal_method",
 ]
 
 
@@ -48,7 +53,10 @@ class WeightingProblem:
         Ridge of the (1/n)-scaled objective the weights will be used with.
     leverage : callable, optional
         ``leverage(cell_weights) -> (cell_leverage, df)``: per-cell sums of the
-        weighted hat-matrix diagonal and its trace, for the data-driven scheme.
+        weighted hat-matrix diagonal and its trace at ``alpha``, for the
+        data-driven scheme. The estimator passes a ridge oracle's bound method
+        (:meth:`lastlayer._fit.RidgeOracle.leverage_at`); problems are never
+        mutated: a new ``alpha`` is a new problem (:func:`dataclasses.replace`).
     X, unit_labels : ndarray, optional
         Features and per-row unit index, for schemes that look at the data
         (``optimal_theory``'s dimension estimate, ``downsample``'s subsets).
@@ -62,6 +70,9 @@ class WeightingProblem:
     score : callable, optional
         ``score(unit_weights, alpha) -> float`` (higher is better), for ``tuned``.
     random_state : numpy Generator
+    unit_names : ndarray of shape (U,), optional
+        Labels of the units (classes or groups), for explicit weights given as a
+        dict keyed by label.
     """
 
     unit_counts: np.ndarray
@@ -77,6 +88,7 @@ class WeightingProblem:
     cell_targets: np.ndarray | None = None
     score: Callable | None = None
     random_state: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    unit_names: np.ndarray | None = None
 
 
 @dataclass
@@ -162,6 +174,17 @@ def weighting_upsample(problem):
                      info={"repeats": reps.astype(int).tolist()})
 
 
+def downsample_sizes(rows_per_unit, target):
+    """Rows per unit of the balanced subsets of ``downsample``: as many as the data
+    allow while following the ``target`` mixture (at least one for a positive share)."""
+    p = np.asarray(target, dtype=float)
+    keep = p > 0
+    scale = np.min(rows_per_unit[keep] / p[keep])
+    take = np.where(keep, np.floor(scale * p + 1e-9), 0).astype(int)
+    take[keep] = np.maximum(take[keep], 1)
+    return take
+
+
 def weighting_downsample(problem, n_subsets=10):
     """Downsampling as in DFR: fit on ``n_subsets`` random subsets that follow the
     target mixture with as many rows as the data allow, and average the layers.
@@ -171,12 +194,8 @@ def weighting_downsample(problem, n_subsets=10):
     if problem.unit_labels is None:
         raise ValueError("weighting='downsample' needs the per-row unit labels.")
     labels = problem.unit_labels
-    rows_per_unit = np.bincount(labels, minlength=problem.unit_counts.size)
-    p = problem.target
-    keep = p > 0
-    scale = np.min(rows_per_unit[keep] / p[keep])
-    take = np.where(keep, np.floor(scale * p + 1e-9), 0).astype(int)
-    take[keep] = np.maximum(take[keep], 1)
+    take = downsample_sizes(np.bincount(labels, minlength=problem.unit_counts.size),
+                            problem.target)
     rng = problem.random_state
     index = [np.flatnonzero(labels == u) for u in range(problem.unit_counts.size)]
     subsets = [
@@ -189,7 +208,7 @@ def weighting_downsample(problem, n_subsets=10):
 
 
 def weighting_optimal_theory(problem, dim="pca99", max_leverage=0.95):
-    """Closed form of theory.md section 4 with an effective dimension.
+    """Closed form of docs/theory.md section 4 with an effective dimension.
 
     ``omega_u ~ p*_u / (n_u - d_eff p*_u)`` with ``d_eff`` from ``dim``:
     ``"pca99"`` (the paper's heuristic), ``"participation_ratio"``, ``"df"`` (the
@@ -228,11 +247,20 @@ def weighting_optimal_theory(problem, dim="pca99", max_leverage=0.95):
                      info={"dim": dim, "effective_dimension": d_eff, "message": opt.message})
 
 
-def weighting_optimal(problem, max_leverage=0.95, tol=1e-6, max_iter=100):
+def optimal_method(n_units, has_statistics, target):
+    """How ``optimal`` solves: ``"two_unit_path"`` (root-finding on the weight path,
+    two units with positive targets and sufficient statistics at hand) or
+    ``"iteration"`` (the leverage fixed point through the oracle)."""
+    if n_units == 2 and has_statistics and np.all(np.asarray(target) > 0):
+        return "two_unit_path"
+    return "iteration"
+
+
+def weighting_optimal(problem, max_leverage=0.95, tol=1e-6, max_iter=100, method="auto"):
     """Data-driven optimal weights: equal shares of the actual degrees of freedom.
 
     Chooses weights so that each unit's sum of weighted leverages is its target
-    share of their total, ``L_u = p*_u df`` (theory.md section 4): with per-cell
+    share of their total, ``L_u = p*_u df`` (docs/theory.md section 4): with per-cell
     Gram matrices and ``A = sum_j omega_j G~_j + alpha n R``, ``L_u = sum_{j in u}
     omega_j tr(A^{-1} G~_j)``. No latent dimension is needed.
 
@@ -248,12 +276,17 @@ def weighting_optimal(problem, max_leverage=0.95, tol=1e-6, max_iter=100):
     its share is held at average leverage ``max_leverage`` and the others share
     the rest of the actual df; ``feasible=False``. The same cap applies when
     equal shares would need a leverage above ``max_leverage`` (with ridge).
+
+    ``method``: ``"two_unit_path"``, ``"iteration"`` or ``"auto"``
+    (:func:`optimal_method`); the estimator passes the method its plan resolved.
     """
     cap = check_real(max_leverage, "max_leverage", 0.0, 1.0, closed="neither")
     n_u = problem.unit_counts
     p = problem.target
     cells = problem.unit_of_cell
-    if n_u.size == 2 and problem.stats is not None and np.all(p > 0):
+    if method == "auto":
+        method = optimal_method(n_u.size, problem.stats is not None, p)
+    if method == "two_unit_path":
         return _optimal_two_units(problem, cap)
     if problem.leverage is None:
         raise ValueError("weighting='optimal' needs the solver's leverage hook.")
@@ -354,10 +387,31 @@ WEIGHTINGS = {
 }
 
 
-def compute_weighting(name, problem, **options):
-    """Run the scheme ``name`` from :data:`WEIGHTINGS` on ``problem``."""
-    if name not in WEIGHTINGS:
-        raise ValueError(
-            f"The 'weighting' parameter must be one of {sorted(WEIGHTINGS)} or a dict of "
-            f"per-class weights. Got {name!r} instead.")
-    return WEIGHTINGS[name](problem, **options)
+def weighting_explicit(problem, weights):
+    """Weights given by the user: a dict ``{label: weight}`` (labels missing from it
+    weigh 1) or an array in unit order; positive, scaled to mean one over samples."""
+    names = problem.unit_names
+    if names is None:
+        names = np.arange(problem.unit_counts.size)
+    w = check_unit_values(weights, names, "weighting", 1.0)
+    if np.any(w <= 0):
+        raise ValueError(f"The 'weighting' weights must be positive. Got {w.tolist()!r} "
+                         f"instead.")
+    return Weighting(normalise_weights(w, problem.unit_counts))
+
+
+def compute_weighting(spec, problem, **options):
+    """Weights for ``problem`` from any form of the ``weighting`` parameter.
+
+    ``spec`` is a name in :data:`WEIGHTINGS` (run with ``options``), or explicit
+    weights: a dict ``{label: weight}`` or an array in unit order
+    (:func:`weighting_explicit`).
+    """
+    if not isinstance(spec, str):
+        if isinstance(spec, dict) or np.ndim(spec) == 1:
+            return weighting_explicit(problem, spec)
+    elif spec in WEIGHTINGS:
+        return WEIGHTINGS[spec](problem, **options)
+    raise ValueError(
+        f"The 'weighting' parameter must be one of {sorted(WEIGHTINGS)} or a dict of "
+        f"per-class weights. Got {spec!r} instead.")

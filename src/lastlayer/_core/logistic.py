@@ -1,0 +1,229 @@
+"""Weighted multinomial logistic regression, its approximate and exact leave-one-out.
+
+Objective: :func:`lastlayer.solvers.solve_logistic`. No input checks here: the
+checked entry points are :func:`lastlayer.solvers.solve_logistic` and
+:func:`lastlayer.solvers.logistic_alpha_alo`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import scipy.linalg
+from scipy.optimize import minimize
+
+from .loo import argmin_prefer_last
+from .stats import EPS
+
+__all__ = ["LogisticSolution", "alo_cross_entropy", "augment", "exact_loo_cross_entropy",
+           "logistic", "logistic_alpha_path", "logistic_loss_grad", "logsumexp_rows"]
+
+
+class LogisticSolution(NamedTuple):
+    """Result of :func:`solve_logistic`.
+
+    Attributes
+    ----------
+    coef : ndarray of shape (n_features, n_classes)
+    intercept : ndarray of shape (n_classes,)
+        Centred to sum to zero (the softmax is invariant to a common shift).
+    n_iter : int
+    converged : bool
+    objective : float
+        Value of the (1/n)-scaled objective at the solution.
+    """
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    n_iter: int
+    converged: bool
+    objective: float
+
+
+def logsumexp_rows(Z):
+    zmax = Z.max(axis=1, keepdims=True)
+    return (zmax + np.log(np.exp(Z - zmax).sum(axis=1, keepdims=True)))[:, 0]
+
+
+def logistic_loss_grad(theta, Xa, y, r, alpha, n_norm, K):
+    """Objective and gradient of the (1/n)-scaled penalised multinomial loss.
+
+    ``theta`` is the row-major flattening of the (d+1, K) matrix ``[W; b]``.
+    """
+    Theta = theta.reshape(-1, K)
+    Z = Xa @ Theta
+    lse = logsumexp_rows(Z)
+    rows = np.arange(Z.shape[0])
+    loss = r @ (lse - Z[rows, y]) / n_norm
+    W = Theta[:-1]
+    f = loss + alpha * np.sum(W * W)
+    G = np.exp(Z - lse[:, None])
+    G[rows, y] -= 1.0
+    G *= r[:, None]
+    grad = Xa.T @ G / n_norm
+    grad[:-1] += 2.0 * alpha * W
+    return f, grad.ravel()
+
+
+def augment(X):
+    return np.hstack([X, np.ones((X.shape[0], 1))])
+
+
+def logistic(X, y, K, r, alpha, max_iter=1000, tol=1e-8, init=None, n_norm=None):
+    """:func:`lastlayer.solvers.solve_logistic` on checked inputs.
+
+    ``init`` is None or a pair ``(coef (d, K), intercept (K,))`` of checked shapes;
+    ``n_norm`` the normaliser (default the number of rows).
+    """
+    n_norm = X.shape[0] if n_norm is None else n_norm
+    d = X.shape[1]
+    theta0 = np.zeros((d + 1, K))
+    if init is not None:
+        theta0[:-1], theta0[-1] = init[0], init[1]
+    Xa = augment(X)
+    res = minimize(
+        logistic_loss_grad,
+        theta0.ravel(),
+        args=(Xa, y, r, alpha, float(n_norm), K),
+        jac=True,
+        method="L-BFGS-B",
+        options={
+            "maxiter": max_iter, "gtol": tol, "ftol": 64 * EPS, "maxfun": 4 * max_iter,
+        },
+    )
+    Theta = res.x.reshape(d + 1, K)
+    b = Theta[-1] - Theta[-1].mean()
+    grad_ok = np.max(np.abs(res.jac)) <= max(10 * tol, 1e-7)
+    converged = bool(res.status == 0 or (res.status != 1 and grad_ok))
+    return LogisticSolution(Theta[:-1].copy(), b, int(res.nit), converged, float(res.fun))
+
+
+def alo_cross_entropy(Xa, y, r, alpha, n_norm, K, Theta):
+    """Approximate leave-one-out cross-entropy (Rad & Maleki 2020) at ``Theta``.
+
+    One Newton step from the full fit towards the fit without row ``i``:
+    ``z_i^{(-i)} = z_i + M_i (I - r_i L_i M_i)^{-1} r_i g_i`` with
+    ``g_i = p_i - e_{y_i}``, ``L_i = diag(p_i) - p_i p_i^T`` and
+    ``M_i = J_i H^{-1} J_i^T`` the (K, K) block of the inverse Hessian of the
+    unnormalised objective seen by row ``i`` (Woodbury: ``H`` is inverted once).
+
+    The data Hessian vanishes on every "common shift" direction
+    ``Theta -> Theta + u 1^T`` (``L_i 1 = 0``), so ``H`` is block-diagonal between
+    those directions and their complement; the common block only moves each
+    ``z_i^{(-i)}`` by a constant vector, to which the softmax is blind. Everything
+    is therefore computed in an orthonormal basis ``E`` of ``1^perp`` (K - 1
+    columns), which also removes the intercept's null direction.
+    """
+    n, p1 = Xa.shape
+    Z = Xa @ Theta
+    lse = logsumexp_rows(Z)
+    P = np.exp(Z - lse[:, None])
+    rows = np.arange(n)
+    E = scipy.linalg.null_space(np.ones((1, K)))  # (K, K-1), orthonormal
+    k1 = K - 1
+    Ep = P @ E
+    EdE = (P @ (E[:, :, None] * E[:, None, :]).reshape(K, k1 * k1)).reshape(n, k1, k1)
+    Lr = EdE - Ep[:, :, None] * Ep[:, None, :]  # E^T (diag(p) - p p^T) E
+    # Hessian of sum_i r_i CE_i + alpha n_norm ||W||^2 on 1^perp; (a, k) -> a*k1 + k
+    H = np.empty((p1, k1, p1, k1))
+    for k in range(k1):
+        for l in range(k, k1):
+            blk = Xa.T @ (Xa * (r * Lr[:, k, l])[:, None])
+            H[:, k, :, l] = blk
+            if l != k:
+                H[:, l, :, k] = blk.T
+    H = H.reshape(p1 * k1, p1 * k1)
+    idx = np.arange((p1 - 1) * k1)
+    H[idx, idx] += 2.0 * alpha * n_norm
+    H = 0.5 * (H + H.T)
+    c, info = scipy.linalg.lapack.dpotrf(H, lower=0, clean=1)
+    if info == 0:
+        Hinv, info = scipy.linalg.lapack.dpotri(c, lower=0)
+    if info == 0:
+        Hinv = np.triu(Hinv) + np.triu(Hinv, 1).T
+    else:  # saturated probabilities: fall back to the pseudo-inverse
+        Hinv = np.linalg.pinv(H, hermitian=True)
+    Hinv = Hinv.reshape(p1, k1, p1, k1)
+    M = np.empty((n, k1, k1))
+    for k in range(k1):
+        for l in range(k, k1):
+            M[:, k, l] = np.einsum("ia,ia->i", Xa @ Hinv[:, k, :, l], Xa)
+            M[:, l, k] = M[:, k, l]
+    G = P.copy()
+    G[rows, y] -= 1.0
+    A = np.eye(k1)[None] - r[:, None, None] * (Lr @ M)
+    u = np.linalg.solve(A, (r[:, None] * (G @ E))[:, :, None])
+    Zloo = Z + (M @ u)[:, :, 0] @ E.T
+    ce = logsumexp_rows(Zloo) - Zloo[rows, y]
+    train_ce = lse - Z[rows, y]
+    return float(r @ ce / r.sum()), float(r @ train_ce / r.sum())
+
+
+def exact_loo_cross_entropy(X, y, K, r, alpha, n_norm, sol, max_iter, tol):
+    """Leave-one-out cross-entropy by refitting without each weighted row.
+
+    Each refit keeps the full-data normaliser ``n_norm`` (penalty fixed, as in the
+    ALO and ridge conventions) and is warm-started from the full fit ``sol``.
+    """
+    n = X.shape[0]
+    ce = np.zeros(n)
+    keep = np.ones(n, dtype=bool)
+    for i in np.flatnonzero(r > 0):
+        keep[i] = False
+        s_i = logistic(X[keep], y[keep], K, r[keep], alpha, max_iter, tol, sol, n_norm)
+        keep[i] = True
+        z = X[i] @ s_i.coef + s_i.intercept
+        ce[i] = logsumexp_rows(z[None])[0] - z[y[i]]
+    z = X @ sol.coef + sol.intercept
+    train_ce = logsumexp_rows(z) - z[np.arange(n), y]
+    return float(r @ ce / r.sum()), float(r @ train_ce / r.sum())
+
+
+
+def logistic_alpha_path(X, y, K, r, alphas, n_norm, max_iter, tol, method):
+    """:func:`lastlayer.solvers.logistic_alpha_alo` on checked inputs."""
+    n, d = X.shape
+    basis = None
+    Xw = X
+    if d > n:
+        # W lies in the row space of X: W = Q W_r with Q orthonormal (d, rank).
+        _, sv, Vt = np.linalg.svd(X, full_matrices=False)
+        keep = sv > max(n, d) * EPS * sv[0]
+        keep[0] = True
+        basis = Vt[keep].T
+        Xw = X @ basis
+    Xa = augment(Xw)
+    L = alphas.shape[0]
+    alo = np.empty(L)
+    train = np.empty(L)
+    n_iter = np.empty(L, dtype=np.int64)
+    conv = np.empty(L, dtype=bool)
+    coefs = np.empty((L, d, K))
+    intercepts = np.empty((L, K))
+    sol = None
+    for i in np.argsort(-alphas, kind="stable"):
+        sol = logistic(Xw, y, K, r, float(alphas[i]), max_iter, tol, sol, n_norm)
+        if method == "alo":
+            Theta = np.vstack([sol.coef, sol.intercept])
+            alo[i], train[i] = alo_cross_entropy(Xa, y, r, alphas[i], n_norm, K, Theta)
+        else:
+            alo[i], train[i] = exact_loo_cross_entropy(
+                Xw, y, K, r, float(alphas[i]), n_norm, sol, max_iter, tol
+            )
+        n_iter[i], conv[i] = sol.n_iter, sol.converged
+        coefs[i] = sol.coef if basis is None else basis @ sol.coef
+        intercepts[i] = sol.intercept
+    best = argmin_prefer_last(alo, alphas)
+    path = {
+        "alphas": alphas,
+        "loo_ce": alo,
+        "train_ce": train,
+        "n_iter": n_iter,
+        "converged": conv,
+        "coef": coefs,
+        "intercept": intercepts,
+        "best_index": best,
+        "method": method,
+    }
+    return float(alphas[best]), path

@@ -1,0 +1,222 @@
+"""Leave-one-out and GCV along an alpha path: one block kernel for every data source.
+
+For the ridge of :mod:`lastlayer.solvers` with fixed cell weights, the exact
+leave-one-out residual of row ``i`` is ``e_i / (1 - h_ii)``. With the rows projected
+on the eigenvectors of the weighted centred Gram (or kernel), ``h_ii`` and ``e_i``
+for a whole grid of alphas are cheap per row: :func:`loo_block` computes them for a
+block of rows and a block of alphas, and serves the in-memory path
+(:func:`loo_path`), the streaming pass and the dask tasks (:func:`loo_partial`).
+:func:`gcv_path` needs the statistics alone. No input checks here.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import scipy.linalg
+
+from .ridge import row_spectrum
+from .stats import EPS, WORK_ELEMS, centre_stats, noise_tol
+
+__all__ = ["LooPlan", "add_partials", "argmin_prefer_last", "gcv_path", "loo_block",
+           "loo_partial", "loo_path", "loo_plan"]
+
+
+def loo_block(U, resid, base, UtT, F):
+    """Leave-one-out terms of a block of weighted rows for a block of alphas.
+
+    Parameters
+    ----------
+    U : (rows, r)
+        ``sqrt(v_i) diag(lam)^{-1/2} Q^T (x_i - mu)``: the rows in the orthonormal
+        eigenbasis of the weighted centred Gram (or kernel).
+    resid : (rows, m)
+        ``sqrt(v_i)(t_i - tbar) - U_i (U^T T~)``: the part of the targets no alpha fits.
+    base : (rows,)
+        ``v_i / V``, the intercept's share of the leverage.
+    UtT : (r, m)
+        ``U^T T~`` over all rows.
+    F : (r, L)
+        Shrinkage factors ``lam / (lam + alpha n)``.
+
+    Returns
+    -------
+    E : (rows, m, L)
+        Weighted full-fit residuals ``resid + U diag(1 - F) UtT``.
+    safe : (rows, L)
+        ``1 - h_ii`` where it is above round-off, else 1.
+    ok : (rows, L)
+        Where ``1 - h_ii`` is above round-off.
+    sq : (rows, L)
+        ``||e_i||^2 / (1 - h_ii)^2``.
+    """
+    r, m = UtT.shape
+    L = F.shape[1]
+    h = base[:, None] + (U * U) @ F
+    coefs = ((1.0 - F)[:, None, :] * UtT[:, :, None]).reshape(r, m * L)
+    E = resid[:, :, None] + (U @ coefs).reshape(-1, m, L)
+    one_minus_h = 1.0 - h
+    ok = one_minus_h > 1e3 * EPS
+    safe = np.where(ok, one_minus_h, 1.0)
+    sq = np.einsum("imk,imk->ik", E, E) / safe**2
+    return E, safe, ok, sq
+
+
+def loo_path(rows, alphas, gram=None, return_decision=False):
+    """:func:`lastlayer.solvers.ridge_loo_path` on :func:`lastlayer._core.ridge.weighted_rows`."""
+    U, lam = row_spectrum(rows, gram)
+    na, r = U.shape
+    m = rows.Tt.shape[1]
+    UtT = U.T @ rows.Tt  # (r, m)
+    resid_perp = rows.Tt - U @ UtT  # part of the targets no alpha can fit
+    base = rows.v / rows.V
+    L = alphas.shape[0]
+    loo = np.empty(L)
+    df = np.empty(L)
+    decision = np.empty((L, rows.X.shape[0], m)) if return_decision else None
+    if return_decision and not np.all(rows.active):
+        # predictions of rows without weight: tbar + (x - mu)^T Z^T U g U^T T~
+        P_in = ((rows.X[~rows.active] - rows.mu) @ rows.Z.T) @ U  # (n_inactive, r)
+    block = max(1, int(4e6 // max(na * m, 1)))
+    for lo in range(0, L, block):
+        al = alphas[lo : lo + block]
+        denom = lam[:, None] + al[None, :] * rows.n  # (r, Lb)
+        F = lam[:, None] / denom  # shrinkage factors
+        E, safe, ok, sq = loo_block(U, resid_perp, base, UtT, F)
+        err = sq.sum(axis=0) / rows.V
+        err[~ok.all(axis=0)] = np.inf
+        loo[lo : lo + al.size] = err
+        df[lo : lo + al.size] = 1.0 + F.sum(axis=0)
+        if return_decision:
+            Rl = E / (np.sqrt(rows.v)[:, None, None] * safe[:, None, :])
+            Rl[np.broadcast_to(~ok[:, None, :], Rl.shape)] = np.inf
+            full = np.empty((al.size, rows.X.shape[0], m))
+            full[:, rows.active, :] = (rows.T[rows.active][:, :, None] - Rl).transpose(
+                2, 0, 1
+            )
+            if not np.all(rows.active):
+                for k in range(al.size):
+                    g = 1.0 / denom[:, k]
+                    full[k, ~rows.active, :] = rows.tbar + P_in @ (g[:, None] * UtT)
+            decision[lo : lo + al.size] = full
+    out = {"alphas": alphas, "loo_mse": loo, "df": df}
+    if return_decision:
+        out["loo_decision"] = decision
+    return out
+
+
+def argmin_prefer_last(values, alphas):
+    """Index of the smallest value; ties go to the largest alpha."""
+    vals = np.where(np.isfinite(values), values, np.inf)
+    best = vals.min()
+    cand = np.flatnonzero(vals == best)
+    return int(cand[np.argmax(alphas[cand])])
+
+
+class LooPlan(NamedTuple):
+    """Everything a block needs to add its rows' leave-one-out terms."""
+
+    Qs: np.ndarray  # (d, r) eigenvectors / sqrt(lam)
+    mu: np.ndarray  # (d,)
+    tbar: np.ndarray  # (m,)
+    T: np.ndarray  # (J, m)
+    omega: np.ndarray  # (J,)
+    V: float
+    UtT: np.ndarray  # (r, m)
+    F: np.ndarray  # (r, L) shrinkage factors lam / (lam + alpha n)
+
+
+def loo_plan(stats, omega, T, alphas, n_active):
+    cen = centre_stats(stats, omega, T)
+    d = stats.n_features
+    if d > n_active:
+        raise ValueError(
+            f"The streaming leave-one-out solves the primal problem and needs n_features "
+            f"<= the number of weighted rows. Got n_features = {d} and {n_active} rows; "
+            f"with fewer rows than features the data fits in memory: use "
+            f"lastlayer.solvers.ridge_loo_path.")
+    lam, Q = scipy.linalg.eigh(cen.C, check_finite=False)
+    keep = lam > noise_tol(max(n_active, d), max(float(lam[-1]), 0.0))
+    lam, Q = lam[keep], Q[:, keep]
+    sq = np.sqrt(lam)
+    UtT = (Q.T @ cen.rhs) / sq[:, None]
+    F = lam[:, None] / (lam[:, None] + alphas[None, :] * cen.n)
+    return LooPlan(Q / sq, cen.mu, cen.tbar, T, omega, cen.V, UtT, F), 1.0 + F.sum(axis=0)
+
+
+def loo_partial(X, cells, s, plan):
+    """Per-alpha sums of ``||e_i||^2 / (1 - h_ii)^2`` over a block's weighted rows,
+    and whether any row had ``h_ii`` numerically one (one streaming block or dask task)."""
+    L = plan.F.shape[1]
+    sq_sum = np.zeros(L)
+    bad = np.zeros(L, dtype=bool)
+    cells = np.asarray(cells, dtype=np.intp)
+    v_all = plan.omega[cells] if s is None else s * plan.omega[cells]
+    r, m = plan.UtT.shape
+    d = plan.Qs.shape[0]
+    step = max(1, WORK_ELEMS // max(d, r * m, 1))
+    l_step = max(1, r // max(m, 1))
+    for lo in range(0, X.shape[0], step):
+        v = v_all[lo:lo + step]
+        act = v > 0
+        if not np.any(act):
+            continue
+        Xa = np.asarray(X[lo:lo + step], dtype=np.float64)
+        if not act.all():
+            Xa = Xa[act]
+        v = v[act]
+        c = cells[lo:lo + step][act]
+        sv = np.sqrt(v)
+        U = (Xa - plan.mu) @ plan.Qs
+        U *= sv[:, None]
+        resid = sv[:, None] * (plan.T[c] - plan.tbar) - U @ plan.UtT
+        base = v / plan.V
+        for a in range(0, L, l_step):
+            _, _, ok, sq = loo_block(U, resid, base, plan.UtT, plan.F[:, a:a + l_step])
+            sq_sum[a:a + ok.shape[1]] += sq.sum(axis=0)
+            bad[a:a + ok.shape[1]] |= ~ok.all(axis=0)
+    return sq_sum, bad
+
+
+def add_partials(*parts):
+    """Sum the outputs of :func:`loo_partial` (a tree-sum combiner)."""
+    return sum(p[0] for p in parts), np.logical_or.reduce([p[1] for p in parts])
+
+
+def gcv_path(stats, omega, T, alphas, return_coef=True, return_cell_leverage=False):
+    """:func:`lastlayer.paths.alpha_path` without the checks."""
+    cen = centre_stats(stats, omega, T)
+    lam, Q = scipy.linalg.eigh(cen.C, check_finite=False)
+    rt = Q.T @ cen.rhs  # (d, m)
+    rt2 = np.einsum("km,km->k", rt, rt)
+    wN = omega * stats.weight_sums
+    tss = float(wN @ np.einsum("jm,jm->j", T, T) - cen.V * (cen.tbar @ cen.tbar))
+    n_fit = float(stats.weight_sums[omega > 0].sum())
+
+    denom = lam[None, :] + alphas[:, None] * cen.n  # (L, d)
+    keep = denom > cen.tol
+    g = np.zeros_like(denom)
+    g[keep] = 1.0 / denom[keep]
+    df = 1.0 + (g * lam[None, :]).sum(axis=1)
+    rss = tss - (g * (2.0 - lam[None, :] * g)) @ rt2
+    rss = np.maximum(rss, 0.0)
+    mse = rss / cen.V
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gcv = np.where(df < n_fit * (1.0 - 1e3 * EPS), mse / (1.0 - df / n_fit) ** 2, np.inf)
+    out = {"alphas": alphas, "df": df, "mse": mse, "gcv": gcv, "n_fit": n_fit}
+    if return_coef:
+        W = np.einsum("ik,lk,km->lim", Q, g, rt, optimize=True)  # (L, d, m)
+        out["coef"] = W
+        out["intercept"] = cen.tbar[None, :] - np.einsum("lim,i->lm", W, cen.mu)
+    if return_cell_leverage:
+        J = stats.n_cells
+        diag = np.empty((J, lam.size))
+        for j in range(J):
+            Gc = (stats.grams[j] - np.outer(stats.sums[j], cen.mu)
+                  - np.outer(cen.mu, stats.sums[j])
+                  + stats.weight_sums[j] * np.outer(cen.mu, cen.mu))
+            diag[j] = np.einsum("ik,ik->k", Gc @ Q, Q)
+        out["cell_leverage"] = omega[None, :] * (
+            stats.weight_sums[None, :] / cen.V + g @ diag.T)
+    return out

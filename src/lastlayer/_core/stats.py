@@ -1,0 +1,280 @@
+"""Sufficient statistics of weighted least squares, and the centring every ridge kernel shares.
+
+Kernels: no input checks (see :mod:`lastlayer._validation`; the checked entry
+points are :func:`lastlayer.solvers.sufficient_statistics` and
+:func:`lastlayer.solvers.merge_statistics`). The conventions (cells, cell weights
+``omega``, sample weights ``s``, the (1/n)-scaled ridge) are those of
+:mod:`lastlayer.solvers`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import scipy.linalg
+
+__all__ = [
+    "EPS",
+    "PRECISIONS",
+    "WORK_ELEMS",
+    "Centred",
+    "StatsAccumulator",
+    "SufficientStats",
+    "accumulate",
+    "all_constant",
+    "block_statistics",
+    "cell_leverage",
+    "centre_stats",
+    "covariance_spectrum",
+    "merge",
+    "noise_tol",
+    "well_conditioned_cholesky",
+]
+
+EPS = float(np.finfo(np.float64).eps)
+
+
+class SufficientStats(NamedTuple):
+    """Per-cell sufficient statistics of a weighted least-squares problem.
+
+    Attributes
+    ----------
+    weight_sums : ndarray of shape (n_cells,)
+        ``N_j = sum_{i in j} s_i`` (the row counts when there are no sample weights).
+    n_rows : ndarray of shape (n_cells,), dtype int64
+        Number of rows in each cell (zero-weight rows included).
+    sums : ndarray of shape (n_cells, n_features)
+        ``m_j = sum_{i in j} s_i x_i``.
+    grams : ndarray of shape (n_cells, n_features, n_features)
+        ``G_j = sum_{i in j} s_i x_i x_i^T`` (raw, not centred; symmetric).
+    """
+
+    weight_sums: np.ndarray
+    n_rows: np.ndarray
+    sums: np.ndarray
+    grams: np.ndarray
+
+    @property
+    def n_cells(self):
+        return self.weight_sums.shape[0]
+
+    @property
+    def n_features(self):
+        return self.sums.shape[1]
+
+
+#: Float64 entries per sub-block of the statistics pass (16 MiB of workspace).
+WORK_ELEMS = 2**21
+#: Precisions of the Gram products (:func:`sufficient_statistics`).
+PRECISIONS = ("float64", "float32")
+
+
+class StatsAccumulator:
+    """In-place per-cell statistics, Gram lower triangles accumulated with ``?syrk``.
+
+    ``precision="float64"``: every block is cast to float64 and added with
+    ``dsyrk``. ``precision="float32"``: every block is shifted by a fixed centre
+    ``c`` (the mean of the first block, rounded to float32) and its Gram product is
+    taken in float32 (``ssyrk``, twice the flops per second) and added to float64
+    accumulators; :meth:`result` undoes the shift exactly in float64. Shifting makes
+    the float32 rounding relative to the spread of the features, not their offset.
+    """
+
+    def __init__(self, n_cells, d, precision="float64"):
+        self.J, self.d = n_cells, d
+        self.dtype = np.dtype(precision)
+        self.syrk = scipy.linalg.blas.get_blas_funcs("syrk", dtype=self.dtype)
+        self.centre = None if self.dtype == np.float64 else np.empty(0)
+        self.weight_sums = np.zeros(n_cells)
+        self.n_rows = np.zeros(n_cells, dtype=np.int64)
+        self.sums = np.zeros((n_cells, d))
+        self.grams = np.zeros((n_cells, d, d))
+
+    def add(self, X, cells, s):
+        """``X`` rows (rows, d) of any float dtype; ``cells`` int; ``s`` weights or None."""
+        J = self.J
+        self.n_rows += np.bincount(cells, minlength=J)
+        self.weight_sums += (np.bincount(cells, minlength=J) if s is None
+                             else np.bincount(cells, weights=s, minlength=J))
+        if self.centre is not None and self.centre.size == 0 and X.shape[0]:
+            self.centre = X.mean(axis=0, dtype=np.float64).astype(np.float32)
+        # sub-blocks of one cell each: as many rows per ?syrk call as the workspace holds
+        step = max(1, WORK_ELEMS * 8 // (self.dtype.itemsize * max(self.d, 1)))
+        if cells.size and cells.min() == cells.max():
+            j = int(cells[0])
+            for lo in range(0, X.shape[0], step):
+                self._add_cell(j, self._working_copy(X[lo:lo + step]),
+                               None if s is None else s[lo:lo + step])
+            return
+        order = np.argsort(cells, kind="stable")
+        present, first = np.unique(cells[order], return_index=True)
+        bounds = np.append(first, cells.shape[0])
+        for j, a, b in zip(present, bounds[:-1], bounds[1:]):
+            for lo in range(a, b, step):
+                rows = order[lo:min(lo + step, b)]
+                self._add_cell(int(j), self._working_copy(X, rows),
+                               None if s is None else s[rows])
+
+    def _working_copy(self, X, rows=None):
+        """Rows in the Gram dtype (gathered, shifted), copying only when needed."""
+        if rows is not None:
+            X = X[rows]
+        if self.centre is None:
+            return np.asarray(X, dtype=np.float64)
+        if X.dtype == np.float32 and rows is not None:
+            X -= self.centre  # a fresh copy: shift in place
+            return X
+        return np.subtract(X, self.centre, dtype=np.float32)
+
+    def _add_cell(self, j, Xj, sj):
+        if sj is None:
+            self.sums[j] += Xj.sum(axis=0, dtype=np.float64)
+            Xs = Xj
+        else:
+            self.sums[j] += sj.astype(Xj.dtype) @ Xj
+            Xs = Xj * np.sqrt(sj).astype(Xj.dtype)[:, None]
+        if self.centre is None:
+            # G_j.T is F-contiguous: dsyrk updates its upper = G_j's lower triangle in place
+            self.syrk(1.0, np.ascontiguousarray(Xs).T, beta=1.0, c=self.grams[j].T, trans=0,
+                      lower=0, overwrite_c=1)
+        else:
+            self.grams[j].T[...] += self.syrk(1.0, np.ascontiguousarray(Xs).T, trans=0,
+                                              lower=0)
+
+    def result(self):
+        grams = self.grams
+        for j in range(self.J):
+            low = np.tril(grams[j])
+            grams[j] = low + np.tril(low, -1).T
+        sums = self.sums
+        if self.centre is not None and self.centre.size:
+            # sum s (x - c)(x - c)^T + c m^T + m c^T + N c c^T, with m = sum s (x - c)
+            c = self.centre.astype(np.float64)
+            N = self.weight_sums
+            cm = c[None, :, None] * sums[:, None, :]
+            grams = grams + cm + cm.transpose(0, 2, 1) + N[:, None, None] * np.outer(c, c)
+            sums = sums + N[:, None] * c
+        if not (np.all(np.isfinite(sums)) and np.all(np.isfinite(grams))):
+            raise ValueError("The 'X' parameter must be finite. Got NaN or inf values (or "
+                             "values whose squares overflow).")
+        return SufficientStats(self.weight_sums, self.n_rows, sums, grams)
+
+
+def accumulate(X, cells, n_cells, sw, chunk_size, precision):
+    """Statistics of row-sliceable ``X`` read ``chunk_size`` rows at a time.
+
+    ``cells`` are valid cell indices, ``sw`` the sample weights or None (all ones).
+    """
+    n, d = int(X.shape[0]), int(X.shape[1])
+    acc = StatsAccumulator(n_cells, d, precision)
+    for start in range(0, n, chunk_size):
+        stop = min(start + chunk_size, n)
+        Xc = np.asarray(X[start:stop])
+        if Xc.dtype.kind != "f":
+            Xc = Xc.astype(np.float64)
+        acc.add(Xc, cells[start:stop], None if sw is None else sw[start:stop])
+    return acc.result()
+
+
+
+def merge(stats):
+    """Statistics of the union of disjoint row sets (a list of SufficientStats)."""
+    return SufficientStats(*(sum(field) for field in zip(*stats)))
+
+
+def block_statistics(X, cells, n_cells, s):
+    """Statistics of one block (a dask task); the accumulator casts and checks finiteness."""
+    X = np.asarray(X)
+    acc = StatsAccumulator(n_cells, X.shape[1])
+    acc.add(X, np.asarray(cells, dtype=np.intp), s)
+    return acc.result()
+
+
+def noise_tol(dim, scale):
+    """Eigenvalues below this are numerically zero (relative to ``scale``)."""
+    return 10.0 * max(dim, 1) * EPS * scale
+
+
+class Centred(NamedTuple):
+    C: np.ndarray  # (d, d) weighted centred Gram
+    rhs: np.ndarray  # (d, m) weighted centred cross-moment
+    mu: np.ndarray  # (d,)
+    tbar: np.ndarray  # (m,)
+    V: float  # sum of v
+    n: float  # sum of s
+    tol: float  # numerical-zero threshold for eigenvalues of C
+
+
+def centre_stats(stats, omega, T):
+    N = stats.weight_sums
+    wN = omega * N
+    V = float(wN.sum())
+    if not V > 0:
+        raise ValueError(
+            "The 'cell_weights' parameter must give a positive total weight "
+            "sum_j omega_j N_j over cells with rows. Got 0 instead."
+        )
+    n = float(N.sum())
+    mu = (omega @ stats.sums) / V
+    tbar = (wN @ T) / V
+    S = np.tensordot(omega, stats.grams, axes=1)
+    C = S - V * np.outer(mu, mu)
+    C = 0.5 * (C + C.T)
+    rhs = stats.sums.T @ (omega[:, None] * T) - V * np.outer(mu, tbar)
+    scale = max(np.abs(C).sum(axis=0).max(), np.abs(np.diag(S)).max())
+    return Centred(C, rhs, mu, tbar, V, n, noise_tol(C.shape[0], scale))
+
+
+def cell_leverage(stats, omega, cen, B):
+    """``omega_j [N_j / V + tr(B G^c_j)]`` with ``G^c_j`` centred at ``mu``."""
+    J, d = stats.n_cells, stats.n_features
+    tr_BG = stats.grams.reshape(J, d * d) @ B.ravel()
+    Bmu = B @ cen.mu
+    tr = tr_BG - 2.0 * (stats.sums @ Bmu) + stats.weight_sums * (cen.mu @ Bmu)
+    return omega * (stats.weight_sums / cen.V + tr)
+
+
+def well_conditioned_cholesky(A, tol=None):
+    """Upper Cholesky factor of ``A``, or None when it fails or ``A`` is ill-conditioned.
+
+    Ill-conditioned: the LAPACK estimate ``rcond * ||A||_1`` is not above ``tol``
+    (default :func:`noise_tol` of ``A``'s size and 1-norm).
+    """
+    try:
+        c, _ = scipy.linalg.cho_factor(A, lower=False, check_finite=False)
+    except np.linalg.LinAlgError:
+        return None
+    anorm = np.abs(A).sum(axis=0).max()
+    rcond, info = scipy.linalg.lapack.dpocon(c, anorm)
+    if tol is None:
+        tol = noise_tol(A.shape[0], anorm)
+    return c if info == 0 and rcond * anorm > tol else None
+
+
+def covariance_spectrum(X, stats):
+    """Eigenvalues of the (sample-weighted) feature covariance.
+
+    From the rows when they are in memory and fewer than the features (the
+    ``n x n`` centred kernel over ``n``), else from the statistics (the ``d x d``
+    covariance).
+    """
+    if X is not None and X.shape[1] > X.shape[0]:
+        n = X.shape[0]
+        Xc = X - X.mean(axis=0, dtype=np.float64)
+        return np.linalg.eigvalsh(Xc @ Xc.T) / n
+    N = stats.weight_sums.sum()
+    mean = stats.sums.sum(axis=0) / N
+    cov = stats.grams.sum(axis=0) / N - np.outer(mean, mean)
+    return np.linalg.eigvalsh(cov)
+
+
+def all_constant(X, stats):
+    """Every column of ``X`` constant; the exact check runs only when the statistics
+    say every variance is at round-off level."""
+    N = stats.weight_sums.sum()
+    mean = stats.sums.sum(axis=0) / N
+    var = np.einsum("jii->i", stats.grams) / N - mean**2
+    if np.any(var > 1e-8 * (mean**2 + np.finfo(float).tiny)):
+        return False
+    return bool(np.all(np.ptp(X, axis=0) == 0))

@@ -1,0 +1,570 @@
+"""The fit pipeline of :class:`lastlayer.LastLayerClassifier`, as plain functions.
+
+One direction, immutable values, no callbacks into the estimator::
+
+    prepare(y, groups, ...)          -> Design      labels, cells, units, sample weights
+    resolve(params, shape, design)   -> Plan        every "auto", once (recorded as plan_)
+    statistics(data, design, plan)   -> stats       per-cell sums and Gram matrices
+    RidgeOracle(data, design, plan, stats)          ridge fits, leverages, LOO alpha
+    select(params, design, plan, oracle, ...) -> Choice   weights and alpha
+    fit_layer(params, design, plan, oracle, choice) -> Layer   the last layer
+
+:func:`fit` runs the steps in that order. Inputs arrive validated (the estimator
+checks its parameters and arrays once, with :mod:`lastlayer._validation`); the
+numerical work is done by the kernels of :mod:`lastlayer._core` and the weighting
+registry of :mod:`lastlayer.weights`, which asks the oracle for leverages.
+
+The objective is that of the estimator's docstring (and of
+:mod:`lastlayer.solvers`): weighted ridge on one-hot targets, or weighted
+multinomial cross-entropy, with loss weights at mean one over samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ._core.logistic import logistic, logistic_alpha_path
+from ._core.loo import argmin_prefer_last, gcv_path, loo_path
+from ._core.ridge import ridge, ridge_dual, weighted_rows
+from ._core.stats import accumulate, all_constant, centre_stats, covariance_spectrum
+from ._validation import check_unit_values
+from .dimension import SPECTRAL_DIMENSIONS
+from .weights import (
+    Weighting,
+    WeightingProblem,
+    compute_weighting,
+    downsample_sizes,
+    normalise_weights,
+    optimal_method,
+)
+
+__all__ = ["ALPHA_GRID", "GCV_ROWS_PER_FEATURE", "Choice", "Data", "Design", "Layer", "Plan",
+           "RidgeOracle", "Validation", "fit", "fit_layer", "prepare", "resolve", "scheme_name",
+           "select", "statistics"]
+
+#: alpha="auto" searches ``lambda_max * ALPHA_GRID``, with ``lambda_max`` the largest
+#: eigenvalue of the feature covariance, so the choice is invariant to feature scale.
+ALPHA_GRID = np.logspace(-8, 1, 46)
+#: Above this many rows per feature, alpha="auto" uses GCV from the sufficient
+#: statistics instead of exact leave-one-out (which costs a pass over the rows).
+GCV_ROWS_PER_FEATURE = 10
+#: Problems with min(n, d) at most this run after the statistics on one BLAS thread.
+SMALL_PROBLEM = 512
+#: Statistics passes of at least this many multiply-adds (n d^2) use every BLAS thread.
+MULTITHREAD_FLOPS = 2**30
+_LOGISTIC_MAX_ITER, _LOGISTIC_TOL = 1000, 1e-8
+
+
+# ----------------------------------------------------------------------------- design
+
+
+@dataclass(frozen=True)
+class Design:
+    """Everything about the rows but their features.
+
+    Cells are what the solvers see (classes, or (class, group) pairs); units are
+    what the weights are per (classes, or groups).
+    """
+
+    classes: np.ndarray        # (K,) sorted class labels
+    y_idx: np.ndarray          # (n,) class index of each row
+    sample_weight: np.ndarray  # (n,)
+    class_mass: np.ndarray     # (K,) sum of sample weights per class
+    cell_idx: np.ndarray       # (n,) cell of each row
+    cell_class: np.ndarray     # (J,) class of each cell
+    unit_of_cell: np.ndarray   # (J,) unit of each cell
+    unit_labels: np.ndarray    # (n,) unit of each row
+    unit_names: np.ndarray     # (U,) class or group labels
+    unit_counts: np.ndarray    # (U,) sum of sample weights per unit
+    target: np.ndarray         # (U,) target mixture, sums to one
+    groups: np.ndarray | None  # (G,) group labels when weighting by group
+
+    @property
+    def n_classes(self):
+        return self.classes.size
+
+    @property
+    def n_cells(self):
+        return self.cell_class.size
+
+    @property
+    def cell_targets(self):
+        return np.eye(self.n_classes)[self.cell_class]
+
+
+def prepare(y, groups, sample_weight, target):
+    """Classes, cells (solver) and units (weighting) from checked 1-D labels."""
+    classes, y_idx = np.unique(y, return_inverse=True)
+    K = classes.size
+    if K < 2:
+        raise ValueError(f"LastLayerClassifier needs samples of at least 2 classes; "
+                         f"y has 1 class: {classes.tolist()!r}.")
+    mass = np.bincount(y_idx, weights=sample_weight, minlength=K)
+    if np.any(mass <= 0):
+        empty = classes[mass <= 0].tolist()
+        raise ValueError(f"Class(es) {empty!r} have no samples with positive weight; every "
+                         f"class needs at least one sample.")
+    group_names = None
+    if groups is not None:
+        group_names, g_idx = np.unique(groups, return_inverse=True)
+        G = group_names.size
+        keys, cell_idx = np.unique(y_idx * G + g_idx, return_inverse=True)
+        cell_class, unit_of_cell, unit_labels = keys // G, keys % G, g_idx
+        unit_names = group_names
+    else:
+        cell_idx, cell_class = y_idx, np.arange(K)
+        unit_of_cell, unit_labels, unit_names = np.arange(K), y_idx, classes
+    U = unit_names.size
+    unit_counts = np.bincount(unit_labels, weights=sample_weight, minlength=U)
+    if np.any(unit_counts <= 0):
+        raise ValueError(f"Group(s) {unit_names[unit_counts <= 0].tolist()!r} have no "
+                         f"samples with positive weight.")
+    tgt = check_unit_values(target, unit_names, "target", 1.0 / U)
+    if np.any(tgt < 0) or tgt.sum() <= 0:
+        raise ValueError(f"The 'target' parameter must be non-negative with a positive sum. "
+                         f"Got {tgt.tolist()!r} instead.")
+    return Design(classes, y_idx, sample_weight, mass, cell_idx, cell_class, unit_of_cell,
+                  unit_labels, unit_names, unit_counts, tgt / tgt.sum(), group_names)
+
+
+@dataclass(frozen=True)
+class Data:
+    """Where the rows are: in memory (``X``), or behind a source (streamed or dask)."""
+
+    X: np.ndarray | None = None
+    source: object | None = None
+    dask_X: object | None = None
+
+    @property
+    def in_memory(self):
+        return self.X is not None
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Checked validation rows for ``weighting="tuned"``: features, class index and
+    unit index of every row."""
+
+    X: np.ndarray
+    y_idx: np.ndarray
+    units: np.ndarray
+
+
+# ------------------------------------------------------------------------------- plan
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every "auto" of a fit, resolved once (:func:`resolve`); ``plan_`` on the estimator.
+
+    statistics : "numpy", "torch", "stream" or "dask"
+        Where the sufficient statistics are computed.
+    precision : "float64" or "float32"
+        Of the Gram products.
+    solver : "primal" or "dual"
+        Of the full-data ridge fits.
+    subset_solver, fold_solvers
+        Of the ridge fits on ``downsample``'s subsets and on the folds of
+        ``tuned``'s internal cross-validation (the smaller space, by their sizes).
+    stats_threads, solve_threads : 1 or None
+        BLAS threads of the statistics pass and of everything after it (None: all).
+    alpha_criterion : "fixed", "tuned", "gcv", "loo", "stream_loo" or "dask_loo"
+        How the square-loss alpha is chosen (and the weights' alpha, for any loss).
+    logistic_alpha : None, "fixed", "tuned" or "alo"
+        How the cross-entropy alpha is chosen (``loss="logistic"``).
+    optimal_method : None, "two_unit_path" or "iteration"
+        How ``weighting="optimal"`` solves its fixed point.
+    """
+
+    statistics: str
+    precision: str
+    solver: str
+    subset_solver: str | None
+    fold_solvers: tuple
+    stats_threads: int | None
+    solve_threads: int | None
+    alpha_criterion: str
+    logistic_alpha: str | None
+    optimal_method: str | None
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def _smaller_space(n_rows, d):
+    return "dual" if d + 1 > n_rows else "primal"
+
+
+def _fold_sizes(design, cv):
+    """Training rows of each fold of the round-robin stratified split (per cell)."""
+    per_cell = np.bincount(design.cell_idx, minlength=design.n_cells)
+    held = [sum(len(range(f, c, cv)) for c in per_cell) for f in range(cv)]
+    return [design.cell_idx.size - h for h in held]
+
+
+def resolve(params, n, d, dtype, kind, design, has_validation):
+    """Resolve every "auto" of ``params`` for data of ``n`` rows, ``d`` features.
+
+    ``kind`` is "memory", "stream" or "dask"; ``dtype`` the features' dtype.
+    """
+    loss, scheme = params["loss"], scheme_name(params["weighting"])
+    out_of_core = kind != "memory"
+    if out_of_core or params["device"] is not None or loss != "square":
+        precision = "float64"
+    else:
+        precision = (params["precision"] if params["precision"] != "auto" else
+                     "float32" if dtype == np.float32 else "float64")
+    statistics = ("dask" if kind == "dask" else "torch" if params["device"] is not None
+                  else "stream" if kind == "stream" else "numpy")
+    solver = "primal" if out_of_core else (
+        _smaller_space(n, d) if params["solver"] == "auto" else params["solver"])
+
+    def rows_solver(n_rows):  # fits on row subsets: the smaller space unless told
+        return solver if solver == "dual" or params["solver"] != "auto" else (
+            _smaller_space(n_rows, d))
+
+    subset_solver = fold_solvers = None
+    if scheme == "downsample":
+        rows = np.bincount(design.unit_labels, minlength=design.unit_names.size)
+        subset_solver = rows_solver(int(downsample_sizes(rows, design.target).sum()))
+    if scheme == "tuned" and not has_validation and loss == "square":
+        fold_solvers = tuple(rows_solver(m) for m in _fold_sizes(design, params["cv"]))
+    if params["alpha"] != "auto":
+        criterion = "fixed"
+    elif scheme == "tuned":
+        criterion = "tuned"
+    elif n > GCV_ROWS_PER_FEATURE * d:
+        # n >> d: leverages are O(d/n) and GCV, computed from the statistics alone,
+        # equals leave-one-out to that order -- no extra pass over the rows.
+        criterion = "gcv"
+    else:
+        criterion = {"memory": "loo", "stream": "stream_loo", "dask": "dask_loo"}[kind]
+    logistic_alpha = None if loss != "logistic" else (
+        "fixed" if params["alpha"] != "auto" else "tuned" if scheme == "tuned" else "alo")
+    method = (optimal_method(design.unit_names.size, True, design.target)
+              if scheme == "optimal" else None)
+    # The O(n d^2) statistics use every BLAS thread unless the pass is short; the rest
+    # of a small problem runs on one thread: faster, and much faster when other
+    # processes share the cores (oversubscribed OpenBLAS threads spin).
+    stats_threads = solve_threads = None
+    if not out_of_core:
+        stats_threads = 1 if n * d * d < MULTITHREAD_FLOPS else None
+        solve_threads = 1 if min(n, d) <= SMALL_PROBLEM else None
+    return Plan(statistics, precision, solver, subset_solver, fold_solvers or (),
+                stats_threads, solve_threads, criterion, logistic_alpha, method)
+
+
+# ------------------------------------------------------------------------- statistics
+
+
+def statistics(data, design, plan, device=None):
+    """Per-cell sufficient statistics of the rows, where the plan says."""
+    from . import sources
+
+    cells, J, sw = design.cell_idx, design.n_cells, design.sample_weight
+    if plan.statistics == "dask":
+        return sources.dask_statistics(data.dask_X, cells, J, sw)
+    if plan.statistics == "torch":
+        rows = data.X if data.in_memory else data.source
+        return sources.torch_statistics(rows, cells, J, sw, device=device)
+    if plan.statistics == "stream":
+        return sources.streaming_statistics(data.source, cells, J, sw)
+    with threadpool_limits(limits=plan.stats_threads, user_api="blas"):
+        return accumulate(data.X, cells, J, None if np.all(sw == 1.0) else sw, 65536,
+                          plan.precision)
+
+
+def check_not_constant(data, stats, spectrum):
+    """Refuse features that are all constant (nothing to fit)."""
+    constant = (all_constant(data.X, stats) if data.in_memory
+                else not spectrum.max() > 0)
+    if constant:
+        raise ValueError("Every feature of X is constant: there is nothing to fit.")
+
+
+# ----------------------------------------------------------------------------- oracle
+
+
+@dataclass(frozen=True)
+class RidgeOracle:
+    """Ridge fits of the design at any cell weights and alpha: the one numerical
+    service the weighting schemes and the alpha criteria need."""
+
+    data: Data
+    design: Design
+    plan: Plan
+    stats: object
+
+    def solve(self, cell_w, alpha, rows=None, solver=None):
+        """The square-loss fit (all rows, or the subset ``rows`` with ``solver``)."""
+        D, T = self.design, self.design.cell_targets
+        if rows is None:
+            X, cells, sw, stats = self.data.X, D.cell_idx, D.sample_weight, self.stats
+            solver = self.plan.solver
+        else:
+            X, cells, sw, stats = self.data.X[rows], D.cell_idx[rows], D.sample_weight[rows], None
+        if solver == "dual":
+            X64 = np.asarray(X, dtype=np.float64)
+            return ridge_dual(weighted_rows(X64, cells, cell_w, T, sw), cell_w.size, alpha)
+        if stats is None:
+            stats = accumulate(X, cells, D.n_cells, None if np.all(sw == 1.0) else sw, 65536,
+                               "float64")
+        return ridge(stats, cell_w, alpha, T)
+
+    def leverage_at(self, alpha):
+        """``leverage(cell_w) -> (cell_leverage, df)`` of the fit at ``alpha``."""
+        def leverage(cell_w):
+            sol = self.solve(cell_w, alpha)
+            return sol.cell_leverage, sol.df
+        return leverage
+
+    def loo_alpha(self, cell_w, alphas):
+        """The alpha of ``alphas`` that the plan's criterion prefers for these weights."""
+        D, T, crit = self.design, self.design.cell_targets, self.plan.alpha_criterion
+        if crit == "gcv":
+            path = gcv_path(self.stats, cell_w, T, alphas, return_coef=False)
+            return float(alphas[argmin_prefer_last(path["gcv"], path["alphas"])])
+        if crit in ("stream_loo", "dask_loo"):  # out of core: one more pass over the rows
+            from . import sources
+            args = (self.stats, D.cell_idx, cell_w, T, alphas, D.sample_weight)
+            out = (sources.dask_loo_path(self.data.dask_X, *args) if crit == "dask_loo"
+                   else sources.streaming_loo_path(self.data.source, *args))
+            return float(alphas[argmin_prefer_last(out["loo_mse"], out["alphas"])])
+        X64 = np.asarray(self.data.X, dtype=np.float64)
+        rows = weighted_rows(X64, D.cell_idx, cell_w, T, D.sample_weight)
+        gram = None
+        if X64.shape[1] <= rows.Z.shape[0]:
+            gram = centre_stats(self.stats, cell_w, np.zeros((D.n_cells, 1))).C
+        path = loo_path(rows, alphas, gram)
+        return float(path["alphas"][argmin_prefer_last(path["loo_mse"], path["alphas"])])
+
+
+# ----------------------------------------------------------------------------- select
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What :func:`select` chose: the weighting, the square-loss alpha it was chosen
+    at, and the alpha grid."""
+
+    weighting: Weighting
+    alpha_sq: float
+    alphas: np.ndarray
+    effective_dim: float
+
+
+def scheme_name(spec):
+    """The registry name of a ``weighting`` parameter; None for explicit weights."""
+    return spec if isinstance(spec, str) else None
+
+
+def _scheme_options(params, plan):
+    scheme = scheme_name(params["weighting"])
+    if scheme == "optimal":
+        return {"max_leverage": params["max_leverage"], "method": plan.optimal_method}
+    if scheme == "optimal_theory":
+        return {"dim": params["dim"], "max_leverage": params["max_leverage"]}
+    if scheme == "downsample":
+        return {"n_subsets": params["n_subsets"]}
+    return {}
+
+
+def select(params, design, plan, oracle, spectrum, rng, score=None):
+    """Choose the loss weights and the square-loss alpha (alternating once)."""
+    spec = params["weighting"]
+    scheme = scheme_name(spec)
+    alphas = max(float(spectrum.max()), np.finfo(float).tiny) * ALPHA_GRID
+    problem = WeightingProblem(
+        unit_counts=design.unit_counts, target=design.target,
+        unit_of_cell=design.unit_of_cell, n_features=oracle.stats.sums.shape[1],
+        X=oracle.data.X, unit_labels=design.unit_labels, spectrum=spectrum,
+        stats=oracle.stats, cell_targets=design.cell_targets, score=score,
+        random_state=rng, unit_names=design.unit_names)
+    options = _scheme_options(params, plan)
+
+    def choose(alpha, **extra):
+        at = replace(problem, alpha=alpha, leverage=oracle.leverage_at(alpha))
+        return compute_weighting(spec, at, **options, **extra)
+
+    crit = plan.alpha_criterion
+    if crit == "fixed":
+        alpha_sq = float(params["alpha"])
+        weighting = choose(alpha_sq)
+    elif crit == "tuned":
+        # The expensive baseline searches alpha jointly with the weights.
+        weighting = choose(0.0, alphas=alphas[::5])
+        alpha_sq = weighting.alpha
+    else:
+        alpha_sq, weighting = _alternate(scheme, design, oracle, alphas, choose)
+        if scheme == "optimal" and weighting.info.get("capped"):
+            alpha_sq, weighting = _raise_alpha_until_feasible(alpha_sq, weighting, alphas,
+                                                              choose)
+    dim = float(SPECTRAL_DIMENSIONS["pca99"](spectrum))
+    return Choice(weighting, alpha_sq, alphas, dim)
+
+
+def _alternate(scheme, design, oracle, alphas, choose):
+    """alpha for the starting weights, weights for that alpha, alpha again if they moved."""
+    U, cells = design.unit_names.size, design.unit_of_cell
+    start = (np.ones(U) if scheme == "none"
+             else normalise_weights(design.target / design.unit_counts, design.unit_counts))
+    alpha_sq = oracle.loo_alpha(start[cells], alphas)
+    weighting = choose(alpha_sq)
+    if not np.allclose(weighting.weights, start, rtol=1e-9):
+        alpha2 = oracle.loo_alpha(weighting.weights[cells], alphas)
+        if alpha2 != alpha_sq:
+            alpha_sq = alpha2
+            weighting = choose(alpha_sq)
+    return alpha_sq, weighting
+
+
+def _raise_alpha_until_feasible(alpha, weighting, alphas, choose):
+    """Smallest grid alpha above ``alpha`` whose equal-share weights need no cap.
+
+    In the infeasible regime (a class cannot carry its share of df at the
+    leave-one-out alpha) a larger ridge lowers df until equal shares fit, instead
+    of leaning on a capped, very large weight. df falls as alpha grows, so the
+    search bisects the grid. Keeps the capped solution if no alpha helps.
+    """
+    grid = alphas[alphas > alpha]
+    lo, hi, best = 0, grid.size - 1, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        wt = choose(float(grid[mid]))
+        if wt.info.get("capped"):
+            lo = mid + 1
+        else:
+            best, hi = (float(grid[mid]), wt), mid - 1
+    if best is None:
+        return alpha, weighting
+    raised = replace(best[1], info={**best[1].info, "alpha_raised_from": float(alpha)})
+    return best[0], raised
+
+
+# ------------------------------------------------------------------------------ layer
+
+
+@dataclass(frozen=True)
+class Layer:
+    """The fitted layer in scikit-learn's layout, and what the fit reports."""
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    alpha: float
+    df: float
+    class_weight: np.ndarray
+    unit_weight: np.ndarray
+
+
+def _average(fits):
+    W = np.mean([f.coef for f in fits], axis=0)
+    b = np.mean([f.intercept for f in fits], axis=0)
+    return W, b
+
+
+def _logistic_alpha(params, design, plan, oracle, choice, row_w):
+    if plan.logistic_alpha == "fixed":
+        return float(params["alpha"])
+    if plan.logistic_alpha == "tuned" and choice.weighting.alpha is not None:
+        return float(choice.weighting.alpha)
+    X, K = oracle.data.X, design.n_classes
+    return float(logistic_alpha_path(X, design.y_idx, K, row_w, choice.alphas[::3],
+                                     float(X.shape[0]), _LOGISTIC_MAX_ITER, _LOGISTIC_TOL,
+                                     "alo")[0])
+
+
+def fit_layer(params, design, plan, oracle, choice):
+    """Fit the last layer with the chosen weights (and alpha for cross-entropy)."""
+    weighting = choice.weighting
+    unit_w = weighting.weights
+    cell_w = unit_w[design.unit_of_cell]
+    D, K, J = design, design.n_classes, design.n_cells
+    if params["loss"] == "square":
+        alpha = float(choice.alpha_sq)
+        if weighting.subsets:
+            W, b = _average([oracle.solve(np.ones(J), alpha, rows, plan.subset_solver)
+                             for rows in weighting.subsets])
+            sol = oracle.solve(cell_w, alpha)
+        else:
+            sol = oracle.solve(cell_w, alpha)
+            W, b = sol.coef, sol.intercept
+    else:
+        X, sw = oracle.data.X, D.sample_weight
+        row_w = sw * cell_w[D.cell_idx]
+        alpha = _logistic_alpha(params, design, plan, oracle, choice, row_w)
+        if weighting.subsets:
+            W, b = _average([logistic(X[r], D.y_idx[r], K, sw[r], alpha) for r in
+                             weighting.subsets])
+        else:
+            fit = logistic(X, D.y_idx, K, row_w, alpha)
+            W, b = fit.coef, fit.intercept
+        sol = oracle.solve(cell_w, choice.alpha_sq)
+    cell_mass = np.bincount(D.cell_idx, weights=D.sample_weight, minlength=J) * cell_w
+    class_weight = np.bincount(D.cell_class, weights=cell_mass, minlength=K) / D.class_mass
+    if K == 2:
+        coef, intercept = (W[:, 1] - W[:, 0])[None, :], np.array([b[1] - b[0]])
+    else:
+        coef, intercept = np.ascontiguousarray(W.T), np.asarray(b, dtype=float).copy()
+    return Layer(coef, intercept, alpha, float(sol.df), class_weight, unit_w.copy())
+
+
+# -------------------------------------------------------------------------------- fit
+
+
+def tuned_score(params, design, plan, oracle, rng, validation):
+    """``score(unit_w, alpha)`` for ``tuned``: worst-unit accuracy on the validation
+    rows, or on an internal stratified CV (folds dealt round-robin within each cell)."""
+    D, K, X = design, design.n_classes, oracle.data.X
+
+    def layer(cell_w, alpha, rows=None, solver=None):
+        if params["loss"] == "square":
+            sol = oracle.solve(cell_w, alpha, rows, solver)
+            return sol.coef, sol.intercept
+        r = slice(None) if rows is None else rows
+        fit = logistic(X[r], D.cell_class[D.cell_idx[r]], K,
+                       D.sample_weight[r] * cell_w[D.cell_idx[r]], alpha)
+        return fit.coef, fit.intercept
+
+    def worst(pred_idx, true_idx, units):
+        return min(np.mean(pred_idx[units == u] == true_idx[units == u])
+                   for u in np.unique(units))
+
+    if validation is not None:
+        def score(unit_w, alpha):
+            W, b = layer(unit_w[D.unit_of_cell], alpha)
+            return worst(np.argmax(validation.X @ W + b, axis=1), validation.y_idx,
+                         validation.units)
+        return score
+    cv, n = params["cv"], X.shape[0]
+    fold = np.empty(n, dtype=int)
+    for j in np.unique(D.cell_idx):
+        rows = rng.permutation(np.flatnonzero(D.cell_idx == j))
+        fold[rows] = np.arange(rows.size) % cv
+    y_all = D.cell_class[D.cell_idx]
+    solvers = plan.fold_solvers or (None,) * cv
+
+    def score(unit_w, alpha):
+        pred = np.empty(n, dtype=int)
+        for f in range(cv):
+            test = fold == f
+            W, b = layer(unit_w[D.unit_of_cell], alpha, np.flatnonzero(~test), solvers[f])
+            pred[test] = np.argmax(X[test] @ W + b, axis=1)
+        return worst(pred, y_all, D.unit_labels)
+    return score
+
+
+def fit(params, data, design, plan, stats, random_state=None, validation=None):
+    """Select the weights and alpha and fit the layer: returns ``(Choice, Layer)``."""
+    rng = np.random.default_rng(random_state if not isinstance(
+        random_state, np.random.RandomState) else random_state.randint(2**31))
+    oracle = RidgeOracle(data, design, plan, stats)
+    with threadpool_limits(limits=plan.solve_threads, user_api="blas"):
+        spectrum = covariance_spectrum(data.X, stats)
+        check_not_constant(data, stats, spectrum)
+        score = (tuned_score(params, design, plan, oracle, rng, validation)
+                 if scheme_name(params["weighting"]) == "tuned" else None)
+        choice = select(params, design, plan, oracle, spectrum, rng, score)
+        return choice, fit_layer(params, design, plan, oracle, choice)
