@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -127,7 +127,7 @@ def test_optimal_weights_equalise_leverage_on_real_shapes():
 def test_optimal_beats_balanced_in_the_proportional_regime():
     # Antipodal isotropic classes, pi_+ = 0.15, d/n = 0.2, ||mu|| = 1: the theory
     # predicts worst-class error 0.301 for the ratio of priors and 0.254 for the
-    # closed form (theory.md section 4). Check the real fits against both.
+    # closed form (docs/theory.md section 4). Check the real fits against both.
     from lastlayer.theory import binary_errors, optimal_weight_ratio
     counts, d = [45, 255], 60
     errs = {"balanced": [], "optimal": []}
@@ -207,9 +207,14 @@ def test_clone_pipeline_gridsearch():
     pipe = make_pipeline(StandardScaler(), LastLayerClassifier())
     pipe.fit(X, y)
     assert pipe.score(X, y) > 0.8
-    gs = GridSearchCV(LastLayerClassifier(), {"weighting": ["none", "balanced", "optimal"]},
+    grid = ["none", "balanced", "optimal"]
+    gs = GridSearchCV(LastLayerClassifier(), {"weighting": grid},
                       cv=3, scoring="balanced_accuracy").fit(X, y)
-    assert gs.best_params_["weighting"] in ("none", "balanced", "optimal")
+    # the same folds scored by hand: GridSearchCV must pick the best mean (first on ties)
+    means = [cross_val_score(LastLayerClassifier(weighting=w), X, y, cv=3,
+                             scoring="balanced_accuracy").mean() for w in grid]
+    np.testing.assert_allclose(gs.cv_results_["mean_test_score"], means, rtol=1e-12)
+    assert gs.best_params_["weighting"] == grid[int(np.argmax(means))]
 
 
 def test_d_much_larger_than_n_uses_the_dual():

@@ -23,9 +23,32 @@ from lastlayer.io import (
     validate_features,
 )
 
-pa = pytest.importorskip("pyarrow")
-pq = pytest.importorskip("pyarrow.parquet")
-pytest.importorskip("safetensors")
+
+
+def _needs(suffix):
+    """Skip a parquet / safetensors case when its optional extra is missing."""
+    if suffix == ".parquet":
+        pytest.importorskip("pyarrow")
+    elif suffix == ".safetensors":
+        pytest.importorskip("safetensors")
+
+
+@pytest.fixture(autouse=True)
+def _optional_formats(request):
+    # every test that takes a ``suffix`` parameter skips without that format's extra
+    if "suffix" in request.fixturenames:
+        _needs(request.getfixturevalue("suffix"))
+
+
+@pytest.fixture
+def pa():
+    return pytest.importorskip("pyarrow")
+
+
+@pytest.fixture
+def pq():
+    pytest.importorskip("pyarrow")
+    return pytest.importorskip("pyarrow.parquet")
 
 FORMATS = [".npz", ".csv", ".parquet", ".safetensors"]
 
@@ -187,7 +210,7 @@ def test_csv_labels_types(tmp_path):
     assert load_features(path).y.dtype == np.float64
 
 
-def test_parquet_flat_columns_and_list_column(tmp_path):
+def test_parquet_flat_columns_and_list_column(tmp_path, pa, pq):
     X, y, groups = make_data("str")
     flat = {f"f{j}": X[:, j] for j in range(X.shape[1])}
     pq.write_table(pa.table({**flat, "y": y, "groups": groups}), tmp_path / "flat.parquet")
@@ -204,7 +227,7 @@ def test_parquet_flat_columns_and_list_column(tmp_path):
     np.testing.assert_array_equal(fs.y, y)
 
 
-def test_parquet_written_by_pandas(tmp_path):
+def test_parquet_written_by_pandas(tmp_path, pq):
     pd = pytest.importorskip("pandas")
     df = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [4, 5, 6],
                        "y": pd.Categorical(["u", "v", "u"])}, index=[10, 20, 30])
@@ -214,7 +237,7 @@ def test_parquet_written_by_pandas(tmp_path):
     assert fs.y.tolist() == ["u", "v", "u"]
 
 
-def test_parquet_ragged_list_column(tmp_path):
+def test_parquet_ragged_list_column(tmp_path, pa, pq):
     table = pa.table({"X": pa.array([[1.0, 2.0], [3.0]]), "y": [0, 1]})
     pq.write_table(table, tmp_path / "r.parquet")
     with pytest.raises(ValueError, match="equal length"):
@@ -317,7 +340,7 @@ def test_missing_labels():
         validate_features(np.ones((2, 2)), np.array([0.0, np.nan]))
 
 
-def test_missing_label_column_lists_columns(tmp_path):
+def test_missing_label_column_lists_columns(tmp_path, pa, pq):
     path = tmp_path / "f.csv"
     path.write_text("a,b,target\n1,2,0\n")
     with pytest.raises(ValueError, match=r"no label column 'y'.*\['a', 'b', 'target'\]"):

@@ -83,6 +83,8 @@ def make_source(kind, tmp_path, X, y, groups, block_rows=128):
                          block_rows=block_rows)
     if kind in ("npz-shards", "parquet-shards"):
         ext = kind.split("-")[0]
+        if ext == "parquet":
+            pytest.importorskip("pyarrow")
         shard_dir = tmp_path / "shards"
         shard_dir.mkdir()
         for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
@@ -90,7 +92,7 @@ def make_source(kind, tmp_path, X, y, groups, block_rows=128):
                           groups[lo:hi])
         return as_source(shard_dir, block_rows=block_rows)
     if kind == "dask":
-        import dask.array as da
+        da = pytest.importorskip("dask.array")
 
         return as_source(da.from_array(X, chunks=(200, 4)), y=da.from_array(y, chunks=300),
                          groups=groups, block_rows=block_rows)
@@ -190,7 +192,7 @@ def test_progress_bar_goes_to_stderr(data, capsys):
 @pytest.mark.parametrize("processes", [False, True])
 def test_dask_statistics_and_loo_under_a_distributed_cluster(data, processes):
     distributed = pytest.importorskip("distributed")
-    import dask.array as da
+    da = pytest.importorskip("dask.array")
 
     X, y, _, s = data
     Xd = da.from_array(X, chunks=(90, 5))  # column chunks are merged per row chunk
@@ -210,8 +212,7 @@ def test_dask_statistics_and_loo_under_a_distributed_cluster(data, processes):
 
 def test_dask_statistics_on_the_local_scheduler(data):
     X, y, _, _ = data
-    import dask.array as da
-
+    da = pytest.importorskip("dask.array")
     stats = dask_statistics(da.from_array(X, chunks=(333, -1)), y, J)
     assert_stats_equal(stats, sufficient_statistics(X, y, J))
 
@@ -278,6 +279,8 @@ def test_torch_statistics_on_cuda(data):
 def test_shards_with_mismatched_feature_counts(data, tmp_path):
     X, y, _, _ = data
     for ext in ("npz", "parquet"):
+        if ext == "parquet":
+            pytest.importorskip("pyarrow")
         d = tmp_path / ext
         d.mkdir()
         save_features(d / f"a.{ext}", X[:100], y[:100])
@@ -291,6 +294,7 @@ def test_mixed_shard_kinds_and_empty_directory(data, tmp_path):
     with pytest.raises(ValueError, match="no X.npy and no .npz or .parquet shards"):
         as_source(tmp_path)
     save_features(tmp_path / "a.npz", X[:10], y[:10])
+    pytest.importorskip("pyarrow")
     save_features(tmp_path / "b.parquet", X[10:20], y[10:20])
     with pytest.raises(ValueError, match="both .npz and .parquet"):
         as_source(tmp_path)

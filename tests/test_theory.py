@@ -80,7 +80,7 @@ def assert_matches_simulation(theory, sim, label=""):
 
 
 # --------------------------------------------------------------------------------------
-# Golden values: theory.md section 8 (theory column, antipodal means of norm 1.2).
+# Golden values: docs/theory.md section 8 (theory column, antipodal means of norm 1.2).
 # --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
@@ -139,7 +139,7 @@ def test_interpolation_limit_ignores_weights():
 
 
 # --------------------------------------------------------------------------------------
-# The fixed point of theory.md section 2.
+# The fixed point of docs/theory.md section 2.
 # --------------------------------------------------------------------------------------
 
 def _random_configs(seed=0, size=60):
@@ -221,7 +221,7 @@ def test_binary_prediction_df_ratio_is_delta_minus_ridge_k():
 
 
 # --------------------------------------------------------------------------------------
-# Optimal weights (theory.md section 4).
+# Optimal weights (docs/theory.md section 4).
 # --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("counts, dim", [((100, 900), 150), ((300, 700), 100),
@@ -268,7 +268,7 @@ def test_optimal_ratio_tends_to_ratio_of_priors(prior):
     prior_ratio = (1 - prior) / prior
     for delta in [1e-3, 1e-5, 1e-7]:
         rho = optimal_weight_ratio(prior, delta)
-        # Offset of theory.md section 4: delta (pi_- - pi_+) / (pi_+ (2 pi_+ - delta)).
+        # Offset of docs/theory.md section 4: delta (pi_- - pi_+) / (pi_+ (2 pi_+ - delta)).
         offset = delta * (1 - 2 * prior) / (prior * (2 * prior - delta))
         assert rho - prior_ratio == pytest.approx(offset, rel=1e-6, abs=1e-12)
         assert abs(rho - prior_ratio) <= 2 * delta / prior**2
@@ -321,7 +321,7 @@ def test_feasibility_boundary_has_no_division_by_zero():
 
 
 def test_three_class_optimal_weights_in_simulation():
-    """theory.md section 4: K = 3, pi = (0.1, 0.3, 0.6), delta = 0.25, orthogonal means."""
+    """docs/theory.md section 4: K = 3, pi = (0.1, 0.3, 0.6), delta = 0.25, orthogonal means."""
     priors = np.array([0.1, 0.3, 0.6])
     n, delta = 600, 0.25
     counts = np.round(priors * n).astype(int)
@@ -347,7 +347,7 @@ def test_three_class_optimal_weights_in_simulation():
 
 
 # --------------------------------------------------------------------------------------
-# Downsampling (theory.md section 5).
+# Downsampling (docs/theory.md section 5).
 # --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("prior, delta, ridge, n", [(0.1, 0.1, 0.0, 1000), (0.2, 0.3, 0.0, 600),

@@ -118,7 +118,7 @@ def test_optimal_follows_a_target_mixture():
 
 
 def test_optimal_close_to_closed_form_on_isotropic_data():
-    # Large isotropic Gaussian classes: data-driven weights approach theory.md section 4.
+    # Large isotropic Gaussian classes: data-driven weights approach docs/theory.md section 4.
     counts = [300, 1700]
     d = 120
     prob, *_ = make_problem(counts, d=d, sep=0.3, seed=4)

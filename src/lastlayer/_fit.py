@@ -9,7 +9,7 @@ One direction, immutable values, no callbacks into the estimator::
     select(params, design, plan, oracle, ...) -> Choice   weights and alpha
     fit_layer(params, design, plan, oracle, choice) -> Layer   the last layer
 
-:func:`fit` runs the steps in that order. Inputs arrive validated (the estimator
+:func:`select_and_fit` runs the last three in that order. Inputs arrive validated (the estimator
 checks its parameters and arrays once, with :mod:`lastlayer._validation`); the
 numerical work is done by the kernels of :mod:`lastlayer._core` and the weighting
 registry of :mod:`lastlayer.weights`, which asks the oracle for leverages.
@@ -42,8 +42,8 @@ from .weights import (
 )
 
 __all__ = ["ALPHA_GRID", "GCV_ROWS_PER_FEATURE", "Choice", "Data", "Design", "Layer", "Plan",
-           "RidgeOracle", "Validation", "fit", "fit_layer", "prepare", "resolve", "scheme_name",
-           "select", "statistics"]
+           "RidgeOracle", "Validation", "fit_layer", "prepare", "resolve", "scheme_name",
+           "select", "select_and_fit", "statistics"]
 
 #: alpha="auto" searches ``lambda_max * ALPHA_GRID``, with ``lambda_max`` the largest
 #: eigenvalue of the feature covariance, so the choice is invariant to feature scale.
@@ -556,7 +556,7 @@ def tuned_score(params, design, plan, oracle, rng, validation):
     return score
 
 
-def fit(params, data, design, plan, stats, random_state=None, validation=None):
+def select_and_fit(params, data, design, plan, stats, random_state=None, validation=None):
     """Select the weights and alpha and fit the layer: returns ``(Choice, Layer)``."""
     rng = np.random.default_rng(random_state if not isinstance(
         random_state, np.random.RandomState) else random_state.randint(2**31))

@@ -1,6 +1,6 @@
 """Real-image protocol of "Thumb on the Scale", reproduced offline, and the README demo.
 
-Protocol (theory.md section 0): penultimate features of a pretrained network on an
+Protocol (docs/theory.md section 0): penultimate features of a pretrained network on an
 imbalanced binary task; the last layer is retrained with square loss on small
 subsamples of a held-out pool (minority share fixed) and evaluated on a balanced
 test set, for several weighting schemes. The functions here are shared by
@@ -311,7 +311,7 @@ def _markdown_table(rows, ns, methods, key):
     return "\n".join([head, sep, *body])
 
 
-def run_demo(out_dir="lastlayer-demo", *, quick=False, seed=0, progress=True):
+def run_demo(out_dir="lastlayer-demo", *, quick=False, seed=0, progress=True):  # long: the demo as one straight script, step by step
     """The README's main job: a small version of the real-image protocol.
 
     Shirt (minority, 9%) vs T-shirt/top from Fashion-MNIST (MNIST digits 8 vs 3

@@ -1,4 +1,4 @@
-"""Effective-dimension estimators for the closed-form weights (theory.md sections 0 and 6).
+"""Effective-dimension estimators for the closed-form weights (docs/theory.md sections 0 and 6).
 
 The closed forms of :mod:`lastlayer.theory` take a dimension ``d`` (or degrees of
 freedom ``df``). Real penultimate features are far from isotropic, so the number that
@@ -52,7 +52,7 @@ def pca_dimension(X, variance=0.99, *, y=None):
     variance : float in (0, 1], default=0.99
     y : array-like of shape (n_samples,), optional
         If given, centre each class on its own mean (within-class covariance, the
-        noise covariance of theory.md section 6) instead of on the overall mean.
+        noise covariance of docs/theory.md section 6) instead of on the overall mean.
 
     Returns
     -------

@@ -13,7 +13,17 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _fit
+from ._fit import (
+    ALPHA_GRID,
+    GCV_ROWS_PER_FEATURE,
+    Data,
+    Validation,
+    prepare,
+    resolve,
+    scheme_name,
+    select_and_fit,
+    statistics,
+)
 from ._validation import (
     check_fit_labels,
     check_fit_sample_weight,
@@ -29,8 +39,6 @@ _SOLVERS = ("auto", "primal", "dual")
 _PRECISIONS = ("auto", "float64", "float32")
 _DIMS = ("pca99", "participation_ratio", "df", "d")
 _PARAMETERS = estimator_parameter_table(WEIGHTINGS, _LOSSES, _SOLVERS, _PRECISIONS, _DIMS)
-ALPHA_GRID = _fit.ALPHA_GRID
-GCV_ROWS_PER_FEATURE = _fit.GCV_ROWS_PER_FEATURE
 
 
 class LastLayerClassifier(ClassifierMixin, BaseEstimator):
@@ -130,7 +138,7 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         Precision the statistics were accumulated in.
     weighting_info_ : dict
     plan_ : dict
-        How every "auto" was resolved for this fit (:class:`lastlayer._fit.Plan`):
+        How every "auto" was resolved for this fit (``Plan`` in ``lastlayer/_fit.py``):
         where the statistics were computed, precision, solvers, BLAS threads, the
         alpha criteria and the method of ``"optimal"``.
     n_features_in_ : int
@@ -189,19 +197,19 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         if is_out_of_core(X):
             data, y, groups, kind = self._out_of_core_data(X, y, groups)
             n, d, dtype = data.n_samples, data.n_features, np.float64
-            data = _fit.Data(source=data, dask_X=X if kind == "dask" else None)
+            data = Data(source=data, dask_X=X if kind == "dask" else None)
         else:
             X, y = validate_data(self, X, y, dtype=(np.float64, np.float32),
                                  ensure_min_samples=2, y_numeric=False)
             (n, d), dtype, kind = X.shape, X.dtype, "memory"
         design = self._design(y, groups, sample_weight, n)
         validation = self._validation(X_val, y_val, groups_val, design)
-        plan = _fit.resolve(params, n, d, dtype, kind, design, validation is not None)
+        plan = resolve(params, n, d, dtype, kind, design, validation is not None)
         if kind == "memory":  # float32 features stay float32 only for float32 statistics
-            data = _fit.Data(X=X if plan.precision == "float32" else
+            data = Data(X=X if plan.precision == "float32" else
                              np.asarray(X, dtype=np.float64))
-        stats = _fit.statistics(data, design, plan, device=self.device)
-        choice, layer = _fit.fit(params, data, design, plan, stats, self.random_state,
+        stats = statistics(data, design, plan, device=self.device)
+        choice, layer = select_and_fit(params, data, design, plan, stats, self.random_state,
                                  validation)
         return self._set_fitted(plan, choice, layer, design)
 
@@ -235,7 +243,7 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         sw = check_fit_sample_weight(sample_weight, n)
         g = None if groups is None else check_fit_labels(groups, "groups", n)
-        design = _fit.prepare(y, g, sw, self.target)
+        design = prepare(y, g, sw, self.target)
         self.classes_ = design.classes
         if design.groups is not None:
             self.groups_ = design.groups
@@ -245,7 +253,7 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
 
     def _validation(self, X_val, y_val, groups_val, design):
         """Checked validation rows for ``tuned`` (None when not given or not used)."""
-        if X_val is None or _fit.scheme_name(self.weighting) != "tuned":
+        if X_val is None or scheme_name(self.weighting) != "tuned":
             return None
         if y_val is None:
             raise ValueError("X_val was given without y_val.")
@@ -259,7 +267,7 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         if groups_val is not None:
             uv = np.searchsorted(design.groups, check_fit_labels(groups_val, "groups_val",
                                                                  Xv.shape[0]))
-        return _fit.Validation(Xv, yv_idx, uv)
+        return Validation(Xv, yv_idx, uv)
 
     def _set_fitted(self, plan, choice, layer, design):
         weighting = choice.weighting

@@ -17,7 +17,7 @@ with an unpenalised intercept, for many values of one parameter after a single
     The loss-weight ratio ``rho = omega_1 / omega_0`` between two weighting units
     (two classes, or two groups), weights at mean one over samples. One generalised
     symmetric eigendecomposition makes every ``rho`` cost ``O(d)`` for the per-unit
-    leverage sums (the quantities the optimal weighting of theory.md section 4
+    leverage sums (the quantities the optimal weighting of docs/theory.md section 4
     equalises) and ``O(d^2 m)`` for the coefficients.
 :func:`alpha_path`
     The ridge strength: one eigendecomposition of the weighted centred Gram matrix,
@@ -364,7 +364,7 @@ class TwoUnitWeightPath:
     def equal_share_ratio(self, target=(0.5, 0.5), max_leverage=0.95, *, return_info=False):
         """Weight ratio giving each unit its target share of the degrees of freedom.
 
-        Solves ``L_u(rho) = p*_u df(rho)`` (theory.md section 4: equal shares <=>
+        Solves ``L_u(rho) = p*_u df(rho)`` (docs/theory.md section 4: equal shares <=>
         equal errors) by root-finding in ``log rho``; the unit-1 share is
         increasing in ``rho``, from 0 (``rho -> 0``) to its largest value
         (``rho -> inf``). Capping follows :func:`lastlayer.weights.weighting_optimal`

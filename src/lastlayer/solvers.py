@@ -3,7 +3,7 @@
 Samples are grouped into *cells*: a cell is a class, or a (class, group) pair when
 group weights are used. Cell ``j`` carries a loss weight ``omega_j`` and a target row
 ``T_j`` (for classes, the one-hot rows of the identity). Rows may also carry sample
-weights ``s_i``. The ridge objective (theory.md section 1) is
+weights ``s_i``. The ridge objective (docs/theory.md section 1) is
 
 .. math::
 
@@ -21,7 +21,7 @@ Everything here is a pure function of arrays. The ridge fit needs only per-cell
 sufficient statistics (:func:`sufficient_statistics`, mergeable across chunks or
 workers with :func:`merge_statistics`), and it reports the trace of the weighted hat
 matrix (``df``) and its per-cell sums (``cell_leverage``) that the optimal-weight rule
-of theory.md section 4 equalises.
+of docs/theory.md section 4 equalises.
 
 Conventions shared by every ridge function
 ------------------------------------------

@@ -524,7 +524,7 @@ def reset_last_layer(model, n_outputs, *, attr=None, seed=0) -> nn.Module:
 _OPTIMIZERS = ("adam", "sgd")
 
 
-def finetune_classifier(model, images_or_tensor, labels, *, epochs=3, lr=1e-3, batch_size=64,
+def finetune_classifier(model, images_or_tensor, labels, *, epochs=3, lr=1e-3, batch_size=64,  # long: one loop
                         transform=None, num_threads=None, progress=True, seed=0,
                         optimizer="adam", momentum=0.9, weight_decay=0.0,
                         schedule="cosine", device="cpu", return_history=False):

@@ -1,6 +1,6 @@
 """Asymptotic per-class errors of weighted ridge on two Gaussian classes.
 
-Model (theory.md sections 1 and 3): ``x | y = c ~ N(mu_c, I_d)``, targets +1 for
+Model (docs/theory.md sections 1 and 3): ``x | y = c ~ N(mu_c, I_d)``, targets +1 for
 the positive (minority) class and -1 for the negative class, ``n_c = pi_c n``,
 ``d / n -> delta``. The fitted layer minimises
 
@@ -84,7 +84,7 @@ def weights_from_ratio(minority_prior, weight_ratio):
     """Loss weights (pos, neg) with ratio ``rho`` and mean weight over samples 1.
 
     The normalisation ``pi_+ omega_+ + pi_- omega_- = 1`` fixes the scale that the
-    ridge sees (theory.md section 1).
+    ridge sees (docs/theory.md section 1).
     """
     pi = float(minority_prior)
     rho = float(weight_ratio)
@@ -94,7 +94,7 @@ def weights_from_ratio(minority_prior, weight_ratio):
 
 def binary_errors(minority_prior, dim_ratio, weights=None, *, weight_ratio=None,
                   ridge=0.0, mean_pos=None, mean_neg=None, mean_norm=None):
-    """Predict the per-class test errors of weighted ridge (theory.md section 3).
+    """Predict the per-class test errors of weighted ridge (docs/theory.md section 3).
 
     Parameters
     ----------
@@ -153,7 +153,7 @@ def binary_errors(minority_prior, dim_ratio, weights=None, *, weight_ratio=None,
 
     if math.isinf(k):
         # Ridgeless interpolation (delta >= 1): every omega_bar_c -> 1/k, so the
-        # weights drop out; lambda/S -> delta - 1 (theory.md section 2 limit).
+        # weights drop out; lambda/S -> delta - 1 (docs/theory.md section 2 limit).
         wbar = np.ones(2)
         p = pi.copy()
         c0 = delta

@@ -1,4 +1,4 @@
-"""The effective-weight fixed point (theory.md section 2).
+"""The effective-weight fixed point (docs/theory.md section 2).
 
 For class priors ``pi_c``, loss weights ``omega_c``, ridge ``lambda`` and
 ``delta = d / n``, the scalar ``k > 0`` solves
@@ -22,7 +22,7 @@ __all__ = ["solve_k", "effective_weights", "average_leverage"]
 
 
 def solve_k(priors, weights, dim_ratio, ridge=0.0):
-    """Solve the fixed point of theory.md section 2 for ``k``.
+    """Solve the fixed point of docs/theory.md section 2 for ``k``.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Optimal loss weights from the theory (theory.md section 4).
+"""Optimal loss weights from the theory (docs/theory.md section 4).
 
 Equal class errors hold exactly when every class carries its target share of the
 degrees of freedom: ``n_g a_g = df p*_g`` with ``a_g`` the average leverage of a
@@ -282,7 +282,7 @@ def numerical_optimal_ratio(minority_prior, dim_ratio, *, ridge=0.0, objective="
 
 def downsample_errors(minority_prior, dim_ratio, *, ridge=0.0, mean_norm=1.0,
                       mean_pos=None, mean_neg=None):
-    """Theory for downsampling both classes to ``n_+`` samples (theory.md section 5).
+    """Theory for downsampling both classes to ``n_+`` samples (docs/theory.md section 5).
 
     The balanced subset has ``2 n_+`` samples, so ``delta' = delta / (2 pi_+)``,
     priors 1/2 and equal weights; the ridge keeps its value in the subset's own

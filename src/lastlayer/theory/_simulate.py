@@ -132,7 +132,7 @@ def simulate_binary(minority_prior, dim_ratio, weights, *, ridge=0.0, n=1500,
     subsample : {None, "downsample"}
         ``"downsample"`` keeps ``min(n_+, n_-)`` samples of each class (random
         majority subset) and fits unweighted: the downsampling baseline of
-        theory.md 5 (:func:`lastlayer.theory.downsample_errors`).
+        docs/theory.md section 5 (:func:`lastlayer.theory.downsample_errors`).
     seed : int
         Seed of ``numpy.random.default_rng``; repeat ``r`` uses the r-th spawned stream.
 
@@ -155,7 +155,7 @@ def simulate_binary(minority_prior, dim_ratio, weights, *, ridge=0.0, n=1500,
     mu[1, : mn.size] = mn
     n_pos, n_neg = _class_counts([pi_pos, 1 - pi_pos], n)
     if subsample == "downsample":
-        # Both classes keep n_min = min(n_+, n_-) samples (theory.md section 5).
+        # Both classes keep n_min = min(n_+, n_-) samples (docs/theory.md section 5).
         n_pos = n_neg = min(n_pos, n_neg)
     elif subsample is not None:
         raise ValueError(f"subsample must be None or 'downsample'. Got {subsample!r}.")
