@@ -43,6 +43,17 @@ __all__ = [
     "check_fit_sample_weight",
     "estimator_parameter_table",
     "check_params",
+    "validate_features",
+    "first_non_finite",
+    "check_row_labels",
+    "check_row_inputs",
+    "check_logistic_inputs",
+    "check_targets",
+    "check_same_family",
+    "check_groups",
+    "check_batch_size",
+    "check_num_threads",
+    "check_split",
 ]
 
 
@@ -520,3 +531,208 @@ def check_params(owner, params, table):
         if not accepts(value):
             raise ValueError(f"The '{name}' parameter of {owner} must be {allowed}. "
                              f"Got {value!r} instead.")
+
+
+# -------------------------------------------------------------- files and metrics
+
+
+def first_non_finite(X):
+    """Count, NaN count, row and column of the first non-finite entry of 2-D ``X``."""
+    bad = ~np.isfinite(X)
+    count = int(bad.sum())
+    flat = int(np.argmax(bad.ravel()))
+    row, col = divmod(flat, X.shape[1])
+    n_nan = int(np.isnan(X).sum())
+    return count, n_nan, row, col
+
+
+def validate_features(X, y, groups=None, *, source=None):
+    """Check and normalise a feature matrix, its labels and optional groups.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Features. float32 and float64 are kept (memory maps stay memory maps);
+        float16 becomes float32; integer and bool become float64.
+    y : array-like of shape (n_samples,)
+        Labels, all numbers or all strings, no missing values. Object arrays of
+        strings become unicode (``<U``) arrays, never object arrays.
+    groups : array-like of shape (n_samples,), optional
+        Group labels, under the same rules as ``y``.
+    source : str, optional
+        Where the arrays came from, named in error messages.
+
+    Returns
+    -------
+    X, y, groups : ndarray
+        ``groups`` is None when not given.
+
+    Raises
+    ------
+    ValueError
+        ``X`` not 2-D, empty, not numeric or not finite (the message gives the count
+        of non-finite values and the first row and column); ``y`` or ``groups`` not
+        1-D, of another length than ``X``, with missing values or of mixed types.
+    """
+    where = in_source(source)
+    if not isinstance(X, np.memmap):
+        X = np.asarray(X)
+    if X.dtype.kind == "O":
+        try:
+            X = X.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"X{where} must be numeric. Got an object array whose entries are not "
+                f"all numbers."
+            ) from None
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"X{where} must be numeric. Got an array of dtype {X.dtype} instead.")
+    if X.ndim == 1:
+        raise ValueError(
+            f"X{where} must be 2-D of shape (n_samples, n_features). Got a 1-D array of "
+            f"shape {X.shape} instead; use X.reshape(-1, 1) for a single feature or "
+            f"X.reshape(1, -1) for a single sample."
+        )
+    if X.ndim != 2:
+        raise ValueError(
+            f"X{where} must be 2-D of shape (n_samples, n_features). Got an array of "
+            f"shape {X.shape} instead."
+        )
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(
+            f"X{where} must be non-empty. Got shape {X.shape} "
+            f"({X.shape[0]} samples, {X.shape[1]} features)."
+        )
+    if X.dtype == np.float16:
+        X = X.astype(np.float32)
+    elif X.dtype.kind != "f":
+        X = X.astype(np.float64)
+    # A finite sum proves every entry finite without a boolean copy of X; an
+    # overflowing (or non-finite) sum falls back to the exact check.
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = X.sum(dtype=np.float64)
+    if not np.isfinite(total) and not np.isfinite(X).all():
+        count, n_nan, row, col = first_non_finite(X)
+        raise ValueError(
+            f"X{where} must be finite. Got {count} non-finite value(s) ({n_nan} NaN, "
+            f"{count - n_nan} inf); the first is at row {row}, column {col}."
+        )
+    y = check_labels(y, "y", source=source)
+    if len(y) != X.shape[0]:
+        raise ValueError(
+            f"y{where} must have one label per row of X. Got len(y) = {len(y)} and "
+            f"len(X) = {X.shape[0]}."
+        )
+    if groups is not None:
+        groups = check_labels(groups, "groups", source=source)
+        if len(groups) != X.shape[0]:
+            raise ValueError(
+                f"groups{where} must have one entry per row of X. Got len(groups) = "
+                f"{len(groups)} and len(X) = {X.shape[0]}."
+            )
+    return X, y, groups
+
+
+def check_row_labels(values, name, n_rows, source):
+    """Labels (or None) of a source with ``n_rows`` rows (None: not known yet)."""
+    if values is None:
+        return None
+    arr = check_labels(values, name, source=source)
+    if n_rows is not None and arr.shape[0] != n_rows:
+        raise ValueError(
+            f"{name}{in_source(source)} must have one entry per row of X. Got "
+            f"len({name}) = {arr.shape[0]} and {n_rows} rows of X."
+        )
+    return arr
+
+
+def check_row_inputs(cells, n_cells, n, sample_weight):
+    """Cell indices and sample weights (None: all ones) of ``n`` rows."""
+    cells = check_indices(cells, n, n_cells, "cells")
+    sw = None if sample_weight is None else check_nonneg_vector(
+        sample_weight, n, "sample_weight", "one per row")
+    return cells, sw
+
+
+def check_logistic_inputs(X, y, n_classes, row_weights):
+    """Features, class indices, number of classes and row weights of a logistic fit."""
+    X = check_matrix(X)
+    K = check_int(n_classes, "n_classes", low=2)
+    y = check_indices(y, X.shape[0], K, "y")
+    r = check_nonneg_vector(row_weights, X.shape[0], "row_weights", "one per row")
+    if not r.sum() > 0:
+        raise ValueError("The 'row_weights' parameter must have a positive sum. Got 0.")
+    return X, y, K, r
+
+
+def check_targets(y_true, y_pred):
+    """True and predicted labels of a metric: 1-D, same length, same kind."""
+    y_true = check_labels(y_true, "y_true")
+    y_pred = check_labels(y_pred, "y_pred")
+    if len(y_true) == 0:
+        raise ValueError("y_true must hold at least one sample. Got an empty array.")
+    if len(y_true) != len(y_pred):
+        raise ValueError(
+            f"y_true and y_pred must have the same length. Got len(y_true) = "
+            f"{len(y_true)} and len(y_pred) = {len(y_pred)}."
+        )
+    check_same_family(y_true, "y_true", y_pred, "y_pred")
+    return y_true, y_pred
+
+
+def check_same_family(a, a_name, b, b_name):
+    """Both label arrays hold strings, or both numbers."""
+    fa, fb = label_family(a), label_family(b)
+    if fa != fb:
+        word = {"str": "string", "number": "numeric"}
+        raise ValueError(
+            f"{a_name} and {b_name} must hold labels of the same kind. Got {word[fa]} "
+            f"labels in {a_name} and {word[fb]} labels in {b_name}."
+        )
+
+
+def check_groups(groups, n):
+    """Group labels of a metric, one per sample."""
+    groups = check_labels(groups, "groups")
+    if len(groups) != n:
+        raise ValueError(
+            f"groups must have one entry per sample. Got len(groups) = {len(groups)} and "
+            f"len(y_true) = {n}."
+        )
+    return groups
+
+
+# ------------------------------------------------------------------------- apps
+
+
+def check_batch_size(batch_size):
+    """A positive int batch size."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
+            or batch_size < 1:
+        raise ValueError(
+            "The 'batch_size' parameter must be an int in the range [1, inf). "
+            f"Got {batch_size!r} instead."
+        )
+    return int(batch_size)
+
+
+def check_num_threads(num_threads):
+    """None or a positive int number of threads."""
+    if num_threads is None:
+        return None
+    if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral) \
+            or num_threads < 1:
+        raise ValueError(
+            "The 'num_threads' parameter must be None or an int in the range "
+            f"[1, inf). Got {num_threads!r} instead."
+        )
+    return int(num_threads)
+
+
+def check_split(split):
+    """A data set split: "train" or "test"."""
+    if split not in ("train", "test"):
+        raise ValueError(
+            "The 'split' parameter must be a str among {'train', 'test'}. "
+            f"Got {split!r} instead."
+        )

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validation import check_split
 from .io import atomic_open
 
 __all__ = [
@@ -138,14 +139,6 @@ def read_idx(path) -> np.ndarray:
     return data.astype(dtype.newbyteorder("="), copy=True)
 
 
-def _check_split(split):
-    if split not in ("train", "test"):
-        raise ValueError(
-            "The 'split' parameter must be a str among {'train', 'test'}. "
-            f"Got {split!r} instead."
-        )
-
-
 def _find_idx(root, stem):
     for name in (f"{stem}.gz", stem):
         if (root / name).is_file():
@@ -175,7 +168,7 @@ def load_fashion_mnist(split="train", root=FASHION_MNIST_ROOT):
     FileNotFoundError
         When the files are missing; the message says how to install them.
     """
-    _check_split(split)
+    check_split(split)
     root = Path(root)
     prefix = "train" if split == "train" else "t10k"
     stems = (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte")
@@ -561,7 +554,7 @@ def fashion_mnist_features(split="train", size=DEFAULT_FEATURE_SIZE, batch_size=
     """
     from ._validation import check_int
 
-    _check_split(split)
+    check_split(split)
     size = check_int(size, "size", low=1)
     images, labels = load_fashion_mnist(split, root=root)
     idx = np.arange(labels.shape[0], dtype=np.int64)

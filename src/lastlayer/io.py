@@ -66,7 +66,7 @@ from ._formats import (
     read_parquet,
     read_safetensors,
 )
-from ._validation import check_labels, in_source
+from ._validation import check_labels, validate_features
 
 __all__ = [
     "atomic_open",
@@ -91,102 +91,6 @@ _LAYER_FORMAT = "lastlayer.layer/1"
 # --------------------------------------------------------------------------- #
 # Validation
 # --------------------------------------------------------------------------- #
-
-
-def _first_non_finite(X):
-    bad = ~np.isfinite(X)
-    count = int(bad.sum())
-    flat = int(np.argmax(bad.ravel()))
-    row, col = divmod(flat, X.shape[1])
-    n_nan = int(np.isnan(X).sum())
-    return count, n_nan, row, col
-
-
-def validate_features(X, y, groups=None, *, source=None):
-    """Check and normalise a feature matrix, its labels and optional groups.
-
-    Parameters
-    ----------
-    X : array-like of shape (n_samples, n_features)
-        Features. float32 and float64 are kept (memory maps stay memory maps);
-        float16 becomes float32; integer and bool become float64.
-    y : array-like of shape (n_samples,)
-        Labels, all numbers or all strings, no missing values. Object arrays of
-        strings become unicode (``<U``) arrays, never object arrays.
-    groups : array-like of shape (n_samples,), optional
-        Group labels, under the same rules as ``y``.
-    source : str, optional
-        Where the arrays came from, named in error messages.
-
-    Returns
-    -------
-    X, y, groups : ndarray
-        ``groups`` is None when not given.
-
-    Raises
-    ------
-    ValueError
-        ``X`` not 2-D, empty, not numeric or not finite (the message gives the count
-        of non-finite values and the first row and column); ``y`` or ``groups`` not
-        1-D, of another length than ``X``, with missing values or of mixed types.
-    """
-    where = in_source(source)
-    if not isinstance(X, np.memmap):
-        X = np.asarray(X)
-    if X.dtype.kind == "O":
-        try:
-            X = X.astype(np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"X{where} must be numeric. Got an object array whose entries are not "
-                f"all numbers."
-            ) from None
-    if X.dtype.kind not in "biuf":
-        raise ValueError(f"X{where} must be numeric. Got an array of dtype {X.dtype} instead.")
-    if X.ndim == 1:
-        raise ValueError(
-            f"X{where} must be 2-D of shape (n_samples, n_features). Got a 1-D array of "
-            f"shape {X.shape} instead; use X.reshape(-1, 1) for a single feature or "
-            f"X.reshape(1, -1) for a single sample."
-        )
-    if X.ndim != 2:
-        raise ValueError(
-            f"X{where} must be 2-D of shape (n_samples, n_features). Got an array of "
-            f"shape {X.shape} instead."
-        )
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(
-            f"X{where} must be non-empty. Got shape {X.shape} "
-            f"({X.shape[0]} samples, {X.shape[1]} features)."
-        )
-    if X.dtype == np.float16:
-        X = X.astype(np.float32)
-    elif X.dtype.kind != "f":
-        X = X.astype(np.float64)
-    # A finite sum proves every entry finite without a boolean copy of X; an
-    # overflowing (or non-finite) sum falls back to the exact check.
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = X.sum(dtype=np.float64)
-    if not np.isfinite(total) and not np.isfinite(X).all():
-        count, n_nan, row, col = _first_non_finite(X)
-        raise ValueError(
-            f"X{where} must be finite. Got {count} non-finite value(s) ({n_nan} NaN, "
-            f"{count - n_nan} inf); the first is at row {row}, column {col}."
-        )
-    y = check_labels(y, "y", source=source)
-    if len(y) != X.shape[0]:
-        raise ValueError(
-            f"y{where} must have one label per row of X. Got len(y) = {len(y)} and "
-            f"len(X) = {X.shape[0]}."
-        )
-    if groups is not None:
-        groups = check_labels(groups, "groups", source=source)
-        if len(groups) != X.shape[0]:
-            raise ValueError(
-                f"groups{where} must have one entry per row of X. Got len(groups) = "
-                f"{len(groups)} and len(X) = {X.shape[0]}."
-            )
-    return X, y, groups
 
 
 @dataclass(eq=False)

@@ -22,7 +22,7 @@ import numbers
 
 import numpy as np
 
-from ._validation import check_labels, label_family
+from ._validation import check_groups, check_labels, check_same_family, check_targets
 
 __all__ = [
     "per_class_accuracy",
@@ -48,37 +48,13 @@ def _py(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _check_targets(y_true, y_pred):
-    y_true = check_labels(y_true, "y_true")
-    y_pred = check_labels(y_pred, "y_pred")
-    if len(y_true) == 0:
-        raise ValueError("y_true must hold at least one sample. Got an empty array.")
-    if len(y_true) != len(y_pred):
-        raise ValueError(
-            f"y_true and y_pred must have the same length. Got len(y_true) = "
-            f"{len(y_true)} and len(y_pred) = {len(y_pred)}."
-        )
-    _same_family(y_true, "y_true", y_pred, "y_pred")
-    return y_true, y_pred
-
-
-def _same_family(a, a_name, b, b_name):
-    fa, fb = label_family(a), label_family(b)
-    if fa != fb:
-        word = {"str": "string", "number": "numeric"}
-        raise ValueError(
-            f"{a_name} and {b_name} must hold labels of the same kind. Got {word[fa]} "
-            f"labels in {a_name} and {word[fb]} labels in {b_name}."
-        )
-
-
 def _resolve_labels(y_true, y_pred, labels):
     if labels is None:
         return np.union1d(y_true, y_pred)
     labels = check_labels(labels, "labels")
     if len(labels) == 0:
         raise ValueError("The 'labels' parameter must hold at least one label. Got [].")
-    _same_family(labels, "labels", y_true, "y_true")
+    check_same_family(labels, "labels", y_true, "y_true")
     if len(np.unique(labels)) != len(labels):
         raise ValueError(
             f"The 'labels' parameter must hold distinct labels. Got {labels.tolist()!r}."
@@ -102,16 +78,6 @@ def _class_counts(y_true, y_pred, labels):
     n = np.bincount(t[known], minlength=len(labels))
     hits = np.bincount(t[known & (y_true == y_pred)], minlength=len(labels))
     return n, hits
-
-
-def _check_groups(groups, n):
-    groups = check_labels(groups, "groups")
-    if len(groups) != n:
-        raise ValueError(
-            f"groups must have one entry per sample. Got len(groups) = {len(groups)} and "
-            f"len(y_true) = {n}."
-        )
-    return groups
 
 
 def _group_counts(y_true, y_pred, groups):
@@ -143,7 +109,7 @@ def per_class_accuracy(y_true, y_pred, labels=None) -> dict:
         (labels absent from ``y_true`` are left out). Equals
         ``sklearn.metrics.recall_score(y_true, y_pred, average=None)`` on those labels.
     """
-    y_true, y_pred = _check_targets(y_true, y_pred)
+    y_true, y_pred = check_targets(y_true, y_pred)
     labels = _resolve_labels(y_true, y_pred, labels)
     n, hits = _class_counts(y_true, y_pred, labels)
     return {_py(lab): float(hits[i] / n[i]) for i, lab in enumerate(labels) if n[i] > 0}
@@ -184,8 +150,8 @@ def per_group_accuracy(y_true, y_pred, groups) -> dict:
     dict
         ``{group: accuracy}`` over the sorted distinct groups.
     """
-    y_true, y_pred = _check_targets(y_true, y_pred)
-    groups = _check_groups(groups, len(y_true))
+    y_true, y_pred = check_targets(y_true, y_pred)
+    groups = check_groups(groups, len(y_true))
     names, n, hits = _group_counts(y_true, y_pred, groups)
     return {_py(g): float(hits[i] / n[i]) for i, g in enumerate(names)}
 
@@ -207,7 +173,7 @@ def confusion(y_true, y_pred, labels=None) -> np.ndarray:
     -------
     ndarray of shape (n_labels, n_labels), dtype int64
     """
-    y_true, y_pred = _check_targets(y_true, y_pred)
+    y_true, y_pred = check_targets(y_true, y_pred)
     labels = _resolve_labels(y_true, y_pred, labels)
     k = len(labels)
     t, p = _codes(y_true, labels), _codes(y_pred, labels)
@@ -243,7 +209,7 @@ def classification_report(y_true, y_pred, groups=None, labels=None) -> dict:
         with groups also ``worst_group_accuracy`` and ``per_group`` (list of
         ``{"group", "n", "accuracy"}``).
     """
-    y_true, y_pred = _check_targets(y_true, y_pred)
+    y_true, y_pred = check_targets(y_true, y_pred)
     present = np.union1d(y_true, y_pred)
     labels = _resolve_labels(y_true, y_pred, labels)
     missing = np.setdiff1d(present, labels)
@@ -269,7 +235,7 @@ def classification_report(y_true, y_pred, groups=None, labels=None) -> dict:
         "confusion_matrix": confusion(y_true, y_pred, labels).tolist(),
     }
     if groups is not None:
-        groups = _check_groups(groups, len(y_true))
+        groups = check_groups(groups, len(y_true))
         names, gn, ghits = _group_counts(y_true, y_pred, groups)
         report["per_group"] = [
             {"group": _py(g), "n": int(gn[i]), "accuracy": float(ghits[i] / gn[i])}

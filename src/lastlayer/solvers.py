@@ -63,6 +63,7 @@ from ._validation import (
     check_choice,
     check_indices,
     check_int,
+    check_logistic_inputs,
     check_matrix,
     check_nonneg_vector,
     check_real,
@@ -410,16 +411,6 @@ def select_alpha_loo(X, cells, cell_weights, cell_targets, alphas=None, sample_w
 # --------------------------------------------------------------------------------------
 
 
-def _check_logistic_inputs(X, y, n_classes, row_weights):
-    X = check_matrix(X)
-    K = check_int(n_classes, "n_classes", low=2)
-    y = check_indices(y, X.shape[0], K, "y")
-    r = check_nonneg_vector(row_weights, X.shape[0], "row_weights", "one per row")
-    if not r.sum() > 0:
-        raise ValueError("The 'row_weights' parameter must have a positive sum. Got 0.")
-    return X, y, K, r
-
-
 def solve_logistic(
     X, y, n_classes, row_weights, alpha, *, max_iter=1000, tol=1e-8, init=None,
     n_samples=None,
@@ -466,7 +457,7 @@ def solve_logistic(
     -------
     LogisticSolution
     """
-    X, y, K, r = _check_logistic_inputs(X, y, n_classes, row_weights)
+    X, y, K, r = check_logistic_inputs(X, y, n_classes, row_weights)
     alpha = check_real(alpha, "alpha", low=0)
     max_iter = check_int(max_iter, "max_iter", low=1)
     tol = check_real(tol, "tol", low=0, closed="neither")
@@ -542,7 +533,7 @@ def logistic_alpha_alo(X, y, n_classes, row_weights, alphas=None, *, n_samples=N
         fits; ``"best_index"``; ``"method"``. Arrays are in the order of
         ``alphas``.
     """
-    X, y, K, r = _check_logistic_inputs(X, y, n_classes, row_weights)
+    X, y, K, r = check_logistic_inputs(X, y, n_classes, row_weights)
     method = check_choice(method, "method", ("alo", "exact"))
     max_iter = check_int(max_iter, "max_iter", low=1)
     tol = check_real(tol, "tol", low=0, closed="neither")

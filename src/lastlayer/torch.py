@@ -33,6 +33,8 @@ except ImportError as err:  # pragma: no cover - exercised only without torch
 
 from tqdm.auto import tqdm
 
+from ._validation import check_batch_size, check_num_threads
+
 __all__ = [
     "cuda_available",
     "extract_features",
@@ -89,16 +91,6 @@ def resolve_device(device) -> torch.device:
 
 
 # --------------------------------------------------------------------------- batching
-
-
-def _check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
-            or batch_size < 1:
-        raise ValueError(
-            "The 'batch_size' parameter must be an int in the range [1, inf). "
-            f"Got {batch_size!r} instead."
-        )
-    return int(batch_size)
 
 
 def _first(batch):
@@ -228,22 +220,10 @@ def _features_fn(model, layer):
     )
 
 
-def _check_num_threads(num_threads):
-    if num_threads is None:
-        return None
-    if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral) \
-            or num_threads < 1:
-        raise ValueError(
-            "The 'num_threads' parameter must be None or an int in the range "
-            f"[1, inf). Got {num_threads!r} instead."
-        )
-    return int(num_threads)
-
-
 def _run_features(model, data, fn, *, batch_size, device, progress, transform,
                   num_threads=None):
-    batch_size = _check_batch_size(batch_size)
-    num_threads = _check_num_threads(num_threads)
+    batch_size = check_batch_size(batch_size)
+    num_threads = check_num_threads(num_threads)
     dev = resolve_device(device)
     if transform is not None and not callable(transform):
         raise TypeError(
@@ -598,7 +578,7 @@ def finetune_classifier(model, images_or_tensor, labels, *, epochs=3, lr=1e-3, b
     if transform is not None and not callable(transform):
         raise TypeError("The 'transform' parameter must be None or a callable. "
                         f"Got {type(transform).__name__} instead.")
-    num_threads = _check_num_threads(num_threads)
+    num_threads = check_num_threads(num_threads)
     dev = resolve_device(device)
     x_all = images_or_tensor
     if isinstance(x_all, np.ndarray):

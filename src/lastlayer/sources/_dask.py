@@ -7,6 +7,7 @@ import numpy as np
 from .._core.loo import add_partials, loo_partial, loo_plan
 from .._core.stats import block_statistics, merge
 from .._validation import (
+    check_row_inputs,
     check_alphas,
     check_cell_targets,
     check_cell_weights,
@@ -14,7 +15,6 @@ from .._validation import (
     check_stats,
 )
 from ._sources import DEFAULT_BLOCK_ROWS, compute_if_dask
-from ._streaming import check_row_inputs
 
 __all__ = ["dask_loo_path", "dask_statistics"]
 

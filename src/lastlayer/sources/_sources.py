@@ -29,7 +29,7 @@ from .._formats import (
     optional,
     read_npy,
 )
-from .._validation import check_int, check_labels, in_source, label_family
+from .._validation import check_int, check_row_labels, label_family
 from ..io import load_features
 
 __all__ = ["DEFAULT_BLOCK_ROWS", "ArraySource", "ChunkSource", "DaskSource", "FeatureSource",
@@ -38,18 +38,6 @@ __all__ = ["DEFAULT_BLOCK_ROWS", "ArraySource", "ChunkSource", "DaskSource", "Fe
 
 #: Default rows per block of :func:`as_source`.
 DEFAULT_BLOCK_ROWS = 65536
-
-
-def _validated_labels(values, name, n_rows, source):
-    if values is None:
-        return None
-    arr = check_labels(values, name, source=source)
-    if n_rows is not None and arr.shape[0] != n_rows:
-        raise ValueError(
-            f"{name}{in_source(source)} must have one entry per row of X. Got "
-            f"len({name}) = {arr.shape[0]} and {n_rows} rows of X."
-        )
-    return arr
 
 
 def _load_label_file(value, name):
@@ -193,8 +181,8 @@ class ArraySource(FeatureSource):
             )
         self.X = X
         self._n_samples = int(X.shape[0])
-        self._y = _validated_labels(_load_label_file(y, "y"), "y", self._n_samples, None)
-        self._groups = _validated_labels(_load_label_file(groups, "groups"), "groups",
+        self._y = check_row_labels(_load_label_file(y, "y"), "y", self._n_samples, None)
+        self._groups = check_row_labels(_load_label_file(groups, "groups"), "groups",
                                          self._n_samples, None)
         self._mmap_base = _readonly_map_base(X)
 
@@ -282,8 +270,8 @@ class NpySource(FeatureSource):
         self._dtype = X.dtype
         self._offset = int(X.offset)
         self._fortran = bool(X.flags.f_contiguous and not X.flags.c_contiguous)
-        self._y = _validated_labels(y_raw, "y", self._n_samples, str(path))
-        self._groups = _validated_labels(g_raw, "groups", self._n_samples, str(path))
+        self._y = check_row_labels(y_raw, "y", self._n_samples, str(path))
+        self._groups = check_row_labels(g_raw, "groups", self._n_samples, str(path))
         del X
 
     @property
@@ -444,8 +432,8 @@ class ShardSource(FeatureSource):
             ys, gs = [], []
             for p, (rows, _) in zip(self.paths, self._shapes):
                 y, g = self._read_labels(p)
-                ys.append(_validated_labels(y, "y", rows, str(p)))
-                gs.append(_validated_labels(g, "groups", rows, str(p)))
+                ys.append(check_row_labels(y, "y", rows, str(p)))
+                gs.append(check_row_labels(g, "groups", rows, str(p)))
             has_g = [g is not None for g in gs]
             if any(has_g) and not all(has_g):
                 raise ValueError(
@@ -507,8 +495,8 @@ class DaskSource(FeatureSource):
                 "first.")
         self.X = X
         self._n_samples = int(X.shape[0])
-        self._y = _validated_labels(compute_if_dask(y), "y", self._n_samples, None)
-        self._groups = _validated_labels(compute_if_dask(groups), "groups",
+        self._y = check_row_labels(compute_if_dask(y), "y", self._n_samples, None)
+        self._groups = check_row_labels(compute_if_dask(groups), "groups",
                                          self._n_samples, None)
 
     @property
@@ -605,9 +593,9 @@ class ChunkSource(FeatureSource):
             for k, X, y, g in self._chunks():
                 X = self._check_raw(X, f" in chunk {k}", d)
                 rows = int(X.shape[0])
-                ys.append(_validated_labels(np.asarray(y), "y", rows, f"chunk {k}"))
+                ys.append(check_row_labels(np.asarray(y), "y", rows, f"chunk {k}"))
                 gs.append(None if g is None else
-                          _validated_labels(np.asarray(g), "groups", rows, f"chunk {k}"))
+                          check_row_labels(np.asarray(g), "groups", rows, f"chunk {k}"))
                 total += rows
             if not ys:
                 raise ValueError("The chunk callable yielded no chunks.")

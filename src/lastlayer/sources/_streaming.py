@@ -10,24 +10,16 @@ from tqdm.auto import tqdm
 from .._core.loo import loo_partial, loo_plan
 from .._core.stats import StatsAccumulator
 from .._validation import (
+    check_row_inputs,
     check_alphas,
     check_cell_targets,
     check_cell_weights,
-    check_indices,
     check_int,
-    check_nonneg_vector,
     check_stats,
 )
 from ._sources import as_source
 
-__all__ = ["check_row_inputs", "progress_bar", "streaming_loo_path", "streaming_statistics"]
-
-
-def check_row_inputs(cells, n_cells, n, sample_weight):
-    cells = check_indices(cells, n, n_cells, "cells")
-    sw = None if sample_weight is None else check_nonneg_vector(
-        sample_weight, n, "sample_weight", "one per row")
-    return cells, sw
+__all__ = ["progress_bar", "streaming_loo_path", "streaming_statistics"]
 
 
 def progress_bar(progress, total, desc):

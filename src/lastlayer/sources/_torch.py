@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._core.stats import SufficientStats
-from .._validation import check_int
+from .._validation import check_int, check_row_inputs
 from ._sources import DEFAULT_BLOCK_ROWS, as_source
-from ._streaming import check_row_inputs, progress_bar
+from ._streaming import progress_bar
 
 __all__ = ["torch_statistics"]
 
