@@ -467,24 +467,17 @@ def check_fit_labels(values, name, n):
 
 
 def check_fit_sample_weight(sample_weight, n):
-    """``sample_weight`` of an estimator's ``fit``: None (ones), a scalar or one
-    finite non-negative value per row, with a positive sum."""
-    from sklearn.utils.validation import column_or_1d
-
+    """``sample_weight`` of an estimator's ``fit``: None (ones), a scalar, or one
+    finite non-negative value per row (a column vector is accepted), with a positive
+    sum -- the same rules and messages as :func:`check_sample_weight`."""
     if sample_weight is None:
         return np.ones(n)
     sw = np.asarray(sample_weight, dtype=float)
     if sw.ndim == 0:
         sw = np.full(n, float(sw))
-    sw = column_or_1d(sw)
-    if sw.shape[0] != n:
-        raise ValueError(f"sample_weight.shape == ({sw.shape[0]},), expected ({n},)!")
-    if not np.all(np.isfinite(sw)) or np.any(sw < 0):
-        raise ValueError("Negative values in data passed to `sample_weight`: sample "
-                         "weights must be finite and non-negative.")
-    if sw.sum() <= 0:
-        raise ValueError("The sample weights sum to zero: nothing to fit.")
-    return sw
+    elif sw.ndim == 2 and sw.shape[1] == 1:
+        sw = sw[:, 0]
+    return check_sample_weight(sw, n)
 
 
 # ------------------------------------------------------------ estimator parameters
