@@ -269,3 +269,46 @@ def test_adam_and_loss_reweighting_run():
     # loss-based weights start uniform (all losses log 2) and shift to the minority
     share = res["minority_weight_share"]
     assert abs(share[0] - 10 / 50) < 1e-12 and share[-1] > share[0]
+
+
+def test_cli_dynamics_json_and_table(tmp_path, capsys):
+    from lastlayer.cli import main
+    from lastlayer.io import save_features
+    X, y = _data(80, 6, counts=(60, 15, 5), seed=12)
+    Xt, yt = _data(60, 6, counts=(20, 20, 20), seed=13)
+    save_features(tmp_path / "tr.npz", X, y)
+    save_features(tmp_path / "te.npz", Xt, yt)
+    args = ["dynamics", "--train", str(tmp_path / "tr.npz"), "--test", str(tmp_path / "te.npz"),
+            "--weighting", "sqrt", "--lr", "0.02", "--steps", "100", "0", "10", "--alpha", "0.01"]
+    assert main(args + ["--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["steps"] == [0, 10, 100]
+    ref = dynamics_report(X, y, X_test=Xt, y_test=yt, weighting="sqrt", lr=0.02,
+                          steps=[0, 10, 100], alpha=0.01)
+    for key in ("class_weights", "train_class_accuracy", "test_class_accuracy",
+                "loo_class_accuracy", "best_step"):
+        assert rep[key] == ref[key]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "best step by leave-one-out" in text and "0 (train / loo / test)" in text
+    assert main(args[:-2] + ["--lr", "1000"]) == 2  # unstable step: usage error
+    assert "diverge" in capsys.readouterr().err
+
+
+def test_ssm_learns_classes_in_the_order_of_the_label_singular_values():
+    from lastlayer.dynamics_ssm import label_singular_values, ufm_gd
+    counts = np.array([60, 6])
+    cols = np.repeat([0, 1], counts)
+    w = np.array([0.6, 4.0])
+    A = np.eye(2)[:, cols] * w[cols][None, :]  # weighted one-hot label matrix Y D
+    np.testing.assert_allclose(np.sort(label_singular_values(counts, w)),
+                               np.sort(np.linalg.svd(A, compute_uv=False)))
+    half = {}
+    for name, cw in {"none": [1.0, 1.0], "sqrt": 1 / np.sqrt(counts)}.items():
+        r = ufm_gd(counts, dim=8, class_weights=cw, lr=0.1, steps=4000, seed=1)
+        half[name] = r["half_step"]
+        assert np.all(r["half_step"] > 0)
+    # ERM: sigma ratio sqrt(10) ~ 3.2 -> the minority needs ~3x the steps; sqrt weights
+    # equalise sigma -> similar times
+    assert 2.0 < half["none"][1] / half["none"][0] < 4.5
+    assert 0.7 < half["sqrt"][1] / half["sqrt"][0] < 1.4
