@@ -47,8 +47,11 @@ with penalty ``alpha`` on every coordinate applies ``1 / (s + 2 alpha)``, GD app
 ``g_t(s)``; both are ``~ 1/s`` for ``s >> 1/(lr t)`` and both are flat for small
 ``s`` (``lr t`` versus ``1 / (2 alpha)``). Matching the flat parts gives the
 correspondence used here, ``alpha ~ 1 / (2 lr t)`` (:func:`ridge_equivalent_alpha`).
-It is not exact (the filters differ by up to ~25% near ``s lr t ~ 1`` and the ridge
-leaves the intercept unpenalised); ``benchmarks/dynamics_square.py`` measures it.
+Per direction the gradient-flow filter is ``(1 - e^-x)(1 + 1/x)`` times the ridge
+filter (``x = lr t s``), a factor in ``[1, 1.30)``; discrete GD with
+``lr <= 1/s_max``: ``[1, 2]``. The library's ridge leaves the intercept unpenalised
+while GD starts it at zero; ``benchmarks/dynamics_square.py`` measures the difference
+on real features (docs/dynamics.md).
 
 Leave-one-out along the GD path
 -------------------------------
