@@ -224,6 +224,61 @@ def cmd_demo(args):
     _emit(args, payload, text)
 
 
+# -------------------------------------------------------------- dynamics
+def _weighting_arg(text):
+    """A named weighting, or comma-separated per-class weights (class order)."""
+    parts = [x.strip() for x in text.split(",") if x.strip()]
+    try:
+        return [float(x) for x in parts]
+    except ValueError:
+        if len(parts) != 1:
+            raise UsageError(f"--weighting: a scheme name or comma-separated numbers; "
+                             f"got {text!r}") from None
+        return parts[0]
+
+
+def cmd_dynamics(args):
+    from .dynamics import dynamics_report
+    from .io import load_features
+    train = load_features(args.train)
+    test = load_features(args.test) if args.test else None
+    steps = sorted(set(args.steps))
+    rep = dynamics_report(train.X, train.y, X_test=None if test is None else test.X,
+                          y_test=None if test is None else test.y,
+                          weighting=_weighting_arg(args.weighting), loss=args.loss,
+                          lr=args.lr, steps=steps, alpha=args.alpha, seed=args.seed)
+    rep = {"train": args.train, "test": args.test, **rep}
+    sel = "loo" if args.loss == "square" else "cv"
+    curves = [("train", rep["train_class_accuracy"]),
+              (sel, rep["loo_class_accuracy"] if sel == "loo" else rep["cv_class_accuracy"])]
+    if test is not None:
+        curves.append(("test", rep["test_class_accuracy"]))
+    rows = []
+    for i, t in enumerate(rep["steps"]):
+        row = [t, rep["selected_worst_class_accuracy"][i]]
+        for k in range(len(rep["classes"])):
+            row.append(" / ".join("-" if c[i][k] is None or c[i][k] != c[i][k]
+                                  else f"{c[i][k]:.3f}" for _, c in curves))
+        rows.append(row)
+    heads = ["step", f"worst {sel}"] + [f"{c} ({' / '.join(n for n, _ in curves)})"
+                                         for c in rep["classes"]]
+    b = rep["best_index"]
+    text = "\n".join([
+        f"Full-batch GD on the {args.loss} loss from zero: {args.train} (n={rep['n_train']}, "
+        f"d={rep['n_features']}), weighting={rep['weighting']}, lr={args.lr:g}, "
+        f"alpha={args.alpha:g}",
+        "class weights (mean one over samples): " + ", ".join(
+            f"{c}: {w:.4g}" for c, w in zip(rep["classes"], rep["class_weights"])), "",
+        _table(rows, heads, floatfmt=".3f"), "",
+        f"best step by {'leave-one-out' if sel == 'loo' else str(rep['cv_folds']) + '-fold CV'}"
+        f" worst-class accuracy: {rep['best_step']} "
+        f"({rep['selected_worst_class_accuracy'][b]:.3f})"
+        + (f", test worst-class accuracy there {min(rep['test_class_accuracy'][b]):.3f}"
+           if test is not None else ""),
+    ])
+    _emit(args, rep, text)
+
+
 # ---------------------------------------------------------------- parser
 def _positive_float(name, allow_zero=False, upper=None):
     def parse(s):
@@ -246,6 +301,16 @@ def _count(s):
         raise argparse.ArgumentTypeError(f"counts must be positive integers; got {s!r}") from None
     if v <= 0:
         raise argparse.ArgumentTypeError(f"counts must be positive integers; got {s!r}")
+    return v
+
+
+def _nonneg_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"steps must be non-negative integers; got {s!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"steps must be non-negative integers; got {s!r}")
     return v
 
 
@@ -328,6 +393,30 @@ def build_parser():
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_demo)
+
+    dy = sub.add_parser("dynamics", help="per-class curves of full-batch GD on the weighted "
+                        "loss, and the step with the best leave-one-out worst-class accuracy")
+    dy.add_argument("--train", required=True, metavar="TRAIN",
+                    help="training feature file (as for fit)")
+    dy.add_argument("--test", default=None, metavar="TEST",
+                    help="held-out feature file: adds test per-class accuracy")
+    dy.add_argument("--weighting", default="none", metavar="W",
+                    help="class weights: a scheme (none, balanced, sqrt, effective_number, "
+                         "upsample, optimal_theory, optimal) or comma-separated per-class "
+                         "weights in sorted class order; rescaled to mean one over samples")
+    dy.add_argument("--loss", choices=["square", "logistic"], default="square",
+                    help="square: exact closed-form GD with leave-one-out; logistic: explicit "
+                         "GD with the step chosen by 5-fold CV")
+    dy.add_argument("--lr", type=_positive_float("--lr"), required=True, metavar="LR",
+                    help="GD step size (square loss: must be below 2 / s_max)")
+    dy.add_argument("--steps", type=_nonneg_int, nargs="+", required=True, metavar="S",
+                    help="steps at which to report (sorted, duplicates dropped)")
+    dy.add_argument("--alpha", type=_positive_float("--alpha", allow_zero=True), default=0.0,
+                    metavar="A", help="ridge on W in the (1/n)-scaled objective (default 0)")
+    dy.add_argument("--seed", type=int, default=0,
+                    help="seed for data-driven weightings and the CV folds")
+    dy.add_argument("--json", action="store_true", help="print one JSON object")
+    dy.set_defaults(func=cmd_dynamics)
     return p
 
 
