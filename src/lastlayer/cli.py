@@ -314,6 +314,34 @@ def _nonneg_int(s):
     return v
 
 
+def _add_dynamics_parser(sub, parser):
+    """Register ``lastlayer dynamics`` on ``sub``; returns ``parser``."""
+    dy = sub.add_parser("dynamics", help="per-class curves of full-batch GD on the weighted "
+                        "loss, and the step with the best leave-one-out worst-class accuracy")
+    dy.add_argument("--train", required=True, metavar="TRAIN",
+                    help="training feature file (as for fit)")
+    dy.add_argument("--test", default=None, metavar="TEST",
+                    help="held-out feature file: adds test per-class accuracy")
+    dy.add_argument("--weighting", default="none", metavar="W",
+                    help="class weights: a scheme (none, balanced, sqrt, effective_number, "
+                         "upsample, optimal_theory, optimal) or comma-separated per-class "
+                         "weights in sorted class order; rescaled to mean one over samples")
+    dy.add_argument("--loss", choices=["square", "logistic"], default="square",
+                    help="square: exact closed-form GD with leave-one-out; logistic: explicit "
+                         "GD with the step chosen by 5-fold CV")
+    dy.add_argument("--lr", type=_positive_float("--lr"), required=True, metavar="LR",
+                    help="GD step size (square loss: must be below 2 / s_max)")
+    dy.add_argument("--steps", type=_nonneg_int, nargs="+", required=True, metavar="S",
+                    help="steps at which to report (sorted, duplicates dropped)")
+    dy.add_argument("--alpha", type=_positive_float("--alpha", allow_zero=True), default=0.0,
+                    metavar="A", help="ridge on W in the (1/n)-scaled objective (default 0)")
+    dy.add_argument("--seed", type=int, default=0,
+                    help="seed for data-driven weightings and the CV folds")
+    dy.add_argument("--json", action="store_true", help="print one JSON object")
+    dy.set_defaults(func=cmd_dynamics)
+    return parser
+
+
 def build_parser():
     p = argparse.ArgumentParser(
         prog="lastlayer",
@@ -394,30 +422,7 @@ def build_parser():
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_demo)
 
-    dy = sub.add_parser("dynamics", help="per-class curves of full-batch GD on the weighted "
-                        "loss, and the step with the best leave-one-out worst-class accuracy")
-    dy.add_argument("--train", required=True, metavar="TRAIN",
-                    help="training feature file (as for fit)")
-    dy.add_argument("--test", default=None, metavar="TEST",
-                    help="held-out feature file: adds test per-class accuracy")
-    dy.add_argument("--weighting", default="none", metavar="W",
-                    help="class weights: a scheme (none, balanced, sqrt, effective_number, "
-                         "upsample, optimal_theory, optimal) or comma-separated per-class "
-                         "weights in sorted class order; rescaled to mean one over samples")
-    dy.add_argument("--loss", choices=["square", "logistic"], default="square",
-                    help="square: exact closed-form GD with leave-one-out; logistic: explicit "
-                         "GD with the step chosen by 5-fold CV")
-    dy.add_argument("--lr", type=_positive_float("--lr"), required=True, metavar="LR",
-                    help="GD step size (square loss: must be below 2 / s_max)")
-    dy.add_argument("--steps", type=_nonneg_int, nargs="+", required=True, metavar="S",
-                    help="steps at which to report (sorted, duplicates dropped)")
-    dy.add_argument("--alpha", type=_positive_float("--alpha", allow_zero=True), default=0.0,
-                    metavar="A", help="ridge on W in the (1/n)-scaled objective (default 0)")
-    dy.add_argument("--seed", type=int, default=0,
-                    help="seed for data-driven weightings and the CV folds")
-    dy.add_argument("--json", action="store_true", help="print one JSON object")
-    dy.set_defaults(func=cmd_dynamics)
-    return p
+    return _add_dynamics_parser(sub, p)
 
 
 def main(argv=None):
