@@ -173,7 +173,7 @@ def run_size(n, d, args, methods):
 
     if "lastlayer" in methods:
         med, runs, m = median_fit(
-            lambda: LastLayerClassifier(weighting="optimal", alpha="auto"), X, y,
+            lambda: LastLayerClassifier(weighting="optimal", loss="square", alpha="auto"), X, y,
             args.repeats, not args.no_warmup)
         row("lastlayer", med, runs, worst_class_accuracy(m.predict(X_test), y_test),
             f"alpha_={m.alpha_:.3g}, df_={m.df_:.1f}, statistics in {m.precision_}")

@@ -103,7 +103,7 @@ def main(argv=None):
     med, runs, stats = median_time(lambda: sufficient_statistics(X, y, 2), args.repeats)
     add("sufficient_statistics (the pass over the rows)", med, runs)
     t_stats = med
-    fixed = LastLayerClassifier(weighting=[1.0, 5.0], alpha=args.alpha)
+    fixed = LastLayerClassifier(weighting=[1.0, 5.0], loss="square", alpha=args.alpha)
     med, runs, _ = median_time(lambda: fixed.fit(X, y), args.repeats)
     add("LastLayerClassifier(weighting=fixed, alpha=fixed).fit", med, runs,
         note="statistics + one solve + checks")

@@ -523,7 +523,7 @@ def ablation(args, cfg):
                     rng = np.random.default_rng([args.seed, n, r])
                     draw = demo.draw_counts(task["y_pool"], binary_counts(0.09)(n), rng)
                     X, y = task["X_pool"][draw], task["y_pool"][draw]
-                    fits = {m: LastLayerClassifier(weighting=m, random_state=r).fit(X, y)
+                    fits = {m: LastLayerClassifier(loss="square", weighting=m, random_state=r).fit(X, y)
                             for m in ("balanced", "optimal")}
                     w = {m: {1: float(f.class_weight_[1] / f.class_weight_[0]), 0: 1.0}
                          for m, f in fits.items()}
@@ -531,7 +531,7 @@ def ablation(args, cfg):
                     cells = {("balanced", "balanced"): fits["balanced"],
                              ("optimal", "optimal"): fits["optimal"]}
                     for wm, am in (("balanced", "optimal"), ("optimal", "balanced")):
-                        cells[(wm, am)] = LastLayerClassifier(weighting=w[wm], alpha=a[am]).fit(X, y)
+                        cells[(wm, am)] = LastLayerClassifier(loss="square", weighting=w[wm], alpha=a[am]).fit(X, y)
                     for (wm, am), c in cells.items():
                         p = c.predict(task["X_test"])
                         acc = [float(np.mean(p[task["y_test"] == k] == k)) for k in (1, 0)]

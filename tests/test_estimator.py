@@ -23,8 +23,9 @@ EXPECTED_FAILURES = {
 
 
 def _estimators():
-    return [LastLayerClassifier(weighting=w) for w in ("none", "balanced", "optimal")] + [
-        LastLayerClassifier(weighting="optimal", loss="logistic")]
+    return [LastLayerClassifier()] + [
+        LastLayerClassifier(weighting=w, loss="square") for w in ("none", "balanced", "optimal")
+    ] + [LastLayerClassifier(weighting="optimal", loss="logistic")]
 
 
 @parametrize_with_checks(_estimators(), expected_failed_checks=lambda est: EXPECTED_FAILURES)
@@ -49,7 +50,7 @@ def gaussian_classes(counts, d, sep=1.0, seed=0, n_test=0):
 def test_square_loss_matches_scikit_learn_ridge(counts, d, alpha):
     X, y = gaussian_classes(counts, d, seed=1)
     w = {0: 2.0, 1: 0.5} if len(counts) == 2 else {0: 2.0, 1: 1.0, 2: 0.5}
-    clf = LastLayerClassifier(weighting=w, alpha=alpha).fit(X, y)
+    clf = LastLayerClassifier(loss="square", weighting=w, alpha=alpha).fit(X, y)
     n = y.size
     cw = np.array([w[c] for c in y])
     cw = cw * n / cw.sum()  # mean one over samples
@@ -87,33 +88,33 @@ def test_fixed_alpha_sample_weight_equivalences():
     rep = np.r_[np.arange(y.size), [0, 1, 2]]
     sw = np.ones(y.size)
     sw[[0, 1, 2]] = 2.0
-    a = LastLayerClassifier(weighting="optimal", alpha=0.05).fit(X, y, sample_weight=sw)
-    b = LastLayerClassifier(weighting="optimal", alpha=0.05).fit(X[rep], y[rep])
+    a = LastLayerClassifier(loss="square", weighting="optimal", alpha=0.05).fit(X, y, sample_weight=sw)
+    b = LastLayerClassifier(loss="square", weighting="optimal", alpha=0.05).fit(X[rep], y[rep])
     np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-9)
     sw0 = np.ones(y.size)
     sw0[:5] = 0.0
-    c = LastLayerClassifier(weighting="optimal", alpha=0.05).fit(X, y, sample_weight=sw0)
-    e = LastLayerClassifier(weighting="optimal", alpha=0.05).fit(X[5:], y[5:])
+    c = LastLayerClassifier(loss="square", weighting="optimal", alpha=0.05).fit(X, y, sample_weight=sw0)
+    e = LastLayerClassifier(loss="square", weighting="optimal", alpha=0.05).fit(X[5:], y[5:])
     np.testing.assert_allclose(c.coef_, e.coef_, atol=1e-9)
 
 
 @pytest.mark.parametrize("weighting", ["optimal", "balanced", "optimal_theory"])
 def test_invariances(weighting):
     X, y = gaussian_classes([25, 40, 80], 12, seed=4)
-    base = LastLayerClassifier(weighting=weighting).fit(X, y)
+    base = LastLayerClassifier(loss="square", weighting=weighting).fit(X, y)
     perm = np.random.default_rng(0).permutation(y.size)
-    p = LastLayerClassifier(weighting=weighting).fit(X[perm], y[perm])
+    p = LastLayerClassifier(loss="square", weighting=weighting).fit(X[perm], y[perm])
     np.testing.assert_allclose(p.coef_, base.coef_, atol=1e-8)
     # Relabelling classes permutes the rows of the layer.
     names = np.array(["c", "a", "b"])[y]  # 0->c, 1->a, 2->b ; classes_ = a, b, c
-    r = LastLayerClassifier(weighting=weighting).fit(X, names)
+    r = LastLayerClassifier(loss="square", weighting=weighting).fit(X, names)
     np.testing.assert_allclose(r.coef_, base.coef_[[1, 2, 0]], atol=1e-8)
     np.testing.assert_allclose(r.class_weight_, base.class_weight_[[1, 2, 0]], rtol=1e-8)
 
 
 def test_optimal_weights_equalise_leverage_on_real_shapes():
     X, y = gaussian_classes([30, 120], 20, seed=5)
-    clf = LastLayerClassifier(weighting="optimal", alpha=0.0).fit(X, y)
+    clf = LastLayerClassifier(loss="square", weighting="optimal", alpha=0.0).fit(X, y)
     n, d = X.shape
     Xt = np.c_[X, np.ones(n)]
     w = clf.class_weight_[y]
@@ -140,7 +141,7 @@ def test_optimal_beats_balanced_in_the_proportional_regime():
         Xt = rng.standard_normal((yt.size, d))
         Xt[:, 0] += np.where(yt == 0, 1.0, -1.0)
         for w in errs:
-            clf = LastLayerClassifier(weighting=w, alpha=0.0).fit(X, y)
+            clf = LastLayerClassifier(loss="square", weighting=w, alpha=0.0).fit(X, y)
             errs[w].append(max(np.mean(clf.predict(Xt[yt == c]) != c) for c in (0, 1)))
     bal, opt = np.mean(errs["balanced"]), np.mean(errs["optimal"])
     assert opt < bal - 0.015
@@ -156,7 +157,7 @@ def test_optimal_beats_balanced_in_the_proportional_regime():
 def test_infeasible_regime_gives_a_sane_layer():
     # d + 1 > 2 n_min: no finite weights equalise; the layer must still predict both classes.
     X, y, Xt, yt = gaussian_classes([10, 190], 40, sep=0.5, seed=6, n_test=2000)
-    clf = LastLayerClassifier(weighting="optimal", alpha=0.0).fit(X, y)
+    clf = LastLayerClassifier(loss="square", weighting="optimal", alpha=0.0).fit(X, y)
     assert not clf.feasible_
     assert np.all(np.isfinite(clf.coef_))
     pred = clf.predict(Xt)
@@ -173,10 +174,10 @@ def test_groups_weighting_and_worst_group():
     X = np.c_[0.6 * (2 * y - 1) + rng.standard_normal(y.size),
               2.0 * spur + 0.3 * rng.standard_normal(y.size),
               rng.standard_normal((y.size, 5))]
-    clf = LastLayerClassifier(weighting="balanced").fit(X, y, groups=g)
+    clf = LastLayerClassifier(loss="square", weighting="balanced").fit(X, y, groups=g)
     np.testing.assert_allclose(clf.group_weight_ / clf.group_weight_[0], [1, 10, 10, 1])
     assert clf.class_weight_.shape == (2,)
-    none = LastLayerClassifier(weighting="none").fit(X, y, groups=g)
+    none = LastLayerClassifier(loss="square", weighting="none").fit(X, y, groups=g)
     yt = np.repeat([0, 0, 1, 1], 500)
     gt = np.repeat([0, 1, 2, 3], 500)
     st = np.where(np.isin(gt, [0, 2]), 1.0, -1.0)
@@ -187,21 +188,21 @@ def test_groups_weighting_and_worst_group():
         p = m.predict(Xt)
         return min(np.mean(p[gt == k] == yt[gt == k]) for k in range(4))
     assert worst_group(clf) > worst_group(none) + 0.05
-    opt = LastLayerClassifier(weighting="optimal").fit(X, y, groups=g)
+    opt = LastLayerClassifier(loss="square", weighting="optimal").fit(X, y, groups=g)
     assert opt.group_weight_.shape == (4,)
 
 
 def test_tuned_with_validation_data_and_cv():
     X, y, Xv, yv = gaussian_classes([20, 100], 10, sep=0.6, seed=8, n_test=100)
-    a = LastLayerClassifier(weighting="tuned").fit(X, y, X_val=Xv, y_val=yv)
+    a = LastLayerClassifier(loss="square", weighting="tuned").fit(X, y, X_val=Xv, y_val=yv)
     assert "grid" in a.weighting_info_ and a.weighting_info_["score"] > 0.5
-    b = LastLayerClassifier(weighting="tuned", random_state=0).fit(X, y)
+    b = LastLayerClassifier(loss="square", weighting="tuned", random_state=0).fit(X, y)
     assert b.weighting_info_["score"] > 0.5
 
 
 def test_clone_pipeline_gridsearch():
     X, y = gaussian_classes([30, 70], 6, seed=9)
-    clf = LastLayerClassifier(weighting="optimal", alpha=0.1)
+    clf = LastLayerClassifier(loss="square", weighting="optimal", alpha=0.1)
     c = clone(clf)
     assert c.get_params() == clf.get_params()
     pipe = make_pipeline(StandardScaler(), LastLayerClassifier())
@@ -211,7 +212,7 @@ def test_clone_pipeline_gridsearch():
     gs = GridSearchCV(LastLayerClassifier(), {"weighting": grid},
                       cv=3, scoring="balanced_accuracy").fit(X, y)
     # the same folds scored by hand: GridSearchCV must pick the best mean (first on ties)
-    means = [cross_val_score(LastLayerClassifier(weighting=w), X, y, cv=3,
+    means = [cross_val_score(LastLayerClassifier(loss="square", weighting=w), X, y, cv=3,
                              scoring="balanced_accuracy").mean() for w in grid]
     np.testing.assert_allclose(gs.cv_results_["mean_test_score"], means, rtol=1e-12)
     assert gs.best_params_["weighting"] == grid[int(np.argmax(means))]
@@ -219,7 +220,7 @@ def test_clone_pipeline_gridsearch():
 
 def test_d_much_larger_than_n_uses_the_dual():
     X, y = gaussian_classes([8, 24], 500, seed=10)
-    clf = LastLayerClassifier(weighting="optimal").fit(X, y)
+    clf = LastLayerClassifier(loss="square", weighting="optimal").fit(X, y)
     assert clf.solver_ == "dual"
     assert np.all(np.isfinite(clf.coef_)) and clf.coef_.shape == (1, 500)
 
@@ -230,8 +231,8 @@ def test_float32_features_fit_in_float32_close_to_the_float64_fit(weighting):
     X, y = gaussian_classes([400, 200, 120, 60, 30], 20, sep=0.7, seed=12)
     X = X + 5.0
     X32 = X.astype(np.float32)
-    ref = LastLayerClassifier(weighting=weighting).fit(X32.astype(np.float64), y)
-    fast = LastLayerClassifier(weighting=weighting).fit(X32, y)
+    ref = LastLayerClassifier(loss="square", weighting=weighting).fit(X32.astype(np.float64), y)
+    fast = LastLayerClassifier(loss="square", weighting=weighting).fit(X32, y)
     assert (ref.precision_, fast.precision_) == ("float64", "float32")
     assert fast.alpha_ == pytest.approx(ref.alpha_, rel=1e-6)  # same grid point
     np.testing.assert_allclose(fast.class_weight_, ref.class_weight_, rtol=1e-4)
@@ -239,7 +240,7 @@ def test_float32_features_fit_in_float32_close_to_the_float64_fit(weighting):
     np.testing.assert_allclose(fast.intercept_, ref.intercept_, rtol=1e-4, atol=1e-5)
     assert np.mean(fast.predict(X32) == ref.predict(X32)) > 0.999
     # asking for float64 gives the float64 fit; logistic loss always runs in float64
-    exact = LastLayerClassifier(weighting=weighting, precision="float64").fit(X32, y)
+    exact = LastLayerClassifier(loss="square", weighting=weighting, precision="float64").fit(X32, y)
     assert exact.precision_ == "float64"
     np.testing.assert_allclose(exact.coef_, ref.coef_, rtol=1e-10, atol=1e-12)
     assert LastLayerClassifier(loss="logistic", alpha=0.1).fit(X32, y).precision_ == "float64"

@@ -22,10 +22,10 @@ def data(counts=(60, 150, 390), d=25, seed=0):
 @pytest.mark.parametrize("weighting", ["optimal", "balanced", "optimal_theory"])
 def test_source_fit_equals_in_memory(tmp_path, weighting, counts):
     X, y = data(counts)
-    ref = LastLayerClassifier(weighting=weighting).fit(X, y)
+    ref = LastLayerClassifier(loss="square", weighting=weighting).fit(X, y)
     np.save(tmp_path / "X.npy", X)
     for source in (as_source(X, y=y, block_rows=97), str(tmp_path / "X.npy")):
-        got = LastLayerClassifier(weighting=weighting).fit(source, y if isinstance(source, str)
+        got = LastLayerClassifier(loss="square", weighting=weighting).fit(source, y if isinstance(source, str)
                                                            else None)
         assert got.alpha_ == pytest.approx(ref.alpha_, rel=1e-12)
         np.testing.assert_allclose(got.coef_, ref.coef_, rtol=0, atol=1e-8)
@@ -36,7 +36,7 @@ def test_source_fit_equals_in_memory(tmp_path, weighting, counts):
 
 def test_chunk_callable_and_shards_equal_in_memory(tmp_path):
     X, y = data(seed=1)
-    ref = LastLayerClassifier().fit(X, y)
+    ref = LastLayerClassifier(loss="square", weighting="optimal").fit(X, y)
 
     def chunks():
         for i in range(0, y.size, 128):
@@ -56,7 +56,7 @@ def test_dask_fit_under_a_distributed_cluster():
     da = pytest.importorskip("dask.array")
     distributed = pytest.importorskip("distributed")
     X, y = data(seed=2)
-    ref = LastLayerClassifier().fit(X, y)
+    ref = LastLayerClassifier(loss="square", weighting="optimal").fit(X, y)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster):
@@ -107,8 +107,8 @@ def test_two_unit_path_matches_the_iteration(counts, alpha):
 def test_torch_statistics_device_matches_numpy():
     pytest.importorskip("torch")
     X, y = data(seed=5)
-    ref = LastLayerClassifier().fit(X, y)
-    got = LastLayerClassifier(device="cpu").fit(X, y)
+    ref = LastLayerClassifier(loss="square", weighting="optimal").fit(X, y)
+    got = LastLayerClassifier(loss="square", weighting="optimal", device="cpu").fit(X, y)
     np.testing.assert_allclose(got.coef_, ref.coef_, atol=1e-9)
 
 
@@ -118,8 +118,8 @@ def test_cuda_statistics_match_numpy():
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     X, y = data(seed=6)
-    ref = LastLayerClassifier().fit(X, y)
-    got = LastLayerClassifier(device="cuda").fit(X, y)
+    ref = LastLayerClassifier(loss="square", weighting="optimal").fit(X, y)
+    got = LastLayerClassifier(loss="square", weighting="optimal", device="cuda").fit(X, y)
     np.testing.assert_allclose(got.coef_, ref.coef_, atol=1e-8)
 
 

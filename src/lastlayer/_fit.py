@@ -9,7 +9,8 @@ One direction, immutable values, no callbacks into the estimator::
     select(params, design, plan, oracle, ...) -> Choice   weights and alpha
     fit_layer(params, design, plan, oracle, choice) -> Layer   the last layer
 
-:func:`select_and_fit` runs the last three in that order. Inputs arrive validated (the estimator
+:func:`lastlayer._select.fit_selected` runs the last three for every candidate
+configuration of the plan and keeps the best by leave-one-out. Inputs arrive validated (the estimator
 checks its parameters and arrays once, with :mod:`lastlayer._validation`); the
 numerical work is done by the kernels of :mod:`lastlayer._core` and the weighting
 registry of :mod:`lastlayer.weights`, which asks the oracle for leverages.
@@ -29,7 +30,7 @@ from threadpoolctl import threadpool_limits
 from ._core.logistic import logistic, logistic_alpha_path
 from ._core.loo import argmin_prefer_last, gcv_path, loo_path
 from ._core.ridge import ridge, ridge_dual, weighted_rows
-from ._core.stats import accumulate, all_constant, centre_stats, covariance_spectrum
+from ._core.stats import accumulate, all_constant, centre_stats
 from ._validation import check_unit_values
 from .dimension import SPECTRAL_DIMENSIONS
 from .weights import (
@@ -43,7 +44,7 @@ from .weights import (
 
 __all__ = ["ALPHA_GRID", "GCV_ROWS_PER_FEATURE", "Choice", "Data", "Design", "Layer", "Plan",
            "RidgeOracle", "Validation", "fit_layer", "prepare", "resolve", "scheme_name",
-           "select", "select_and_fit", "statistics"]
+           "select", "statistics"]
 
 #: alpha="auto" searches ``lambda_max * ALPHA_GRID``, with ``lambda_max`` the largest
 #: eigenvalue of the feature covariance, so the choice is invariant to feature scale.
@@ -177,6 +178,22 @@ class Plan:
         How the cross-entropy alpha is chosen (``loss="logistic"``).
     optimal_method : None, "two_unit_path" or "iteration"
         How ``weighting="optimal"`` solves its fixed point.
+    loss : "square" or "logistic"
+        The loss of this configuration.
+    weighting : str
+        Its weighting scheme (a registry name, or "explicit" for given weights).
+    adjust : None or "logit"
+        A post-hoc bias: "logit" subtracts the log class priors from the scores.
+    candidates : tuple of Plan
+        With ``loss="auto"`` / ``weighting="auto"``: the configurations the
+        selection layer compares (:mod:`lastlayer._select`), each with its own
+        criteria; empty for a single configuration. The statistics are computed
+        once, as this plan says, and shared by every candidate.
+    metric : str
+        What the selection maximises ("worst" or "balanced" leave-one-out accuracy).
+    selection_skipped : str or None
+        Why candidates that ``"auto"`` would consider were left out (e.g. the
+        cross-entropy candidates when their leave-one-out costs too much).
     """
 
     statistics: str
@@ -189,9 +206,20 @@ class Plan:
     alpha_criterion: str
     logistic_alpha: str | None
     optimal_method: str | None
+    loss: str = "square"
+    weighting: str = "optimal"
+    adjust: str | None = None
+    candidates: tuple = ()
+    metric: str = "worst"
+    selection_skipped: str | None = None
 
     def as_dict(self):
         return asdict(self)
+
+    def params(self, params):
+        """``params`` with this configuration's concrete loss and weighting."""
+        w = params["weighting"] if self.weighting == "explicit" else self.weighting
+        return {**params, "loss": self.loss, "weighting": w}
 
 
 def _smaller_space(n_rows, d):
@@ -205,11 +233,79 @@ def _fold_sizes(design, cv):
     return [design.cell_idx.size - h for h in held]
 
 
+#: The cross-entropy candidates of loss="auto" are compared only when their
+#: leave-one-out (an L-BFGS fit and an approximate-LOO Hessian per alpha) is
+#: estimated to cost at most this many flops (a few seconds on one core).
+LOGISTIC_SELECTION_FLOPS = 2e10
+#: Alphas on the grid of the cross-entropy alpha search (every third point).
+_LOGISTIC_GRID_STEP = 3
+
+
+def logistic_selection_flops(n, d, K):
+    """Estimated flops of choosing alpha for one cross-entropy candidate by ALO."""
+    p = min(n, d) + 1
+    q = p * (K - 1)
+    n_alphas = len(range(0, ALPHA_GRID.size, _LOGISTIC_GRID_STEP))
+    return n_alphas * (50.0 * n * p * K + n * q * q + q**3)
+
+
+def _configurations(params, n, d, kind, design):
+    """The (loss, weighting, adjust) configurations to fit, and why some were skipped.
+
+    One configuration unless ``loss`` or ``weighting`` is "auto": then the
+    theory-guided candidates of the selection layer, the theory choice first.
+    """
+    loss, spec = params["loss"], params["weighting"]
+    scheme = scheme_name(spec)
+    weighting = "explicit" if scheme is None else scheme
+    if loss != "auto" and weighting != "auto":
+        return [(loss, weighting, None)], None
+    if weighting == "auto":
+        weighting = None
+    skipped = None
+    losses = ["square", "logistic"] if loss == "auto" else [loss]
+    if kind != "memory" or weighting in ("downsample", "tuned"):
+        # no leave-one-out to compare candidates by: the theory choice, as before
+        skipped = "no leave-one-out estimate for out-of-core rows or averaged subsets"
+        return [("square", weighting or "optimal", None)], skipped
+    elif loss == "auto" and logistic_selection_flops(n, d, design.n_classes) > \
+            LOGISTIC_SELECTION_FLOPS:
+        losses = ["square"]
+        skipped = (f"cross-entropy candidates: their leave-one-out would cost about "
+                   f"{logistic_selection_flops(n, d, design.n_classes):.2g} flops "
+                   f"(limit {LOGISTIC_SELECTION_FLOPS:.2g})")
+    if weighting is not None:
+        return [(lo, weighting, None) for lo in losses], skipped
+    if loss != "auto":  # explicit loss, weighting="auto": the theory weights, as before
+        return [(loss, "optimal", None)], None
+    configs = [("square", "optimal", None), ("square", "balanced", None)]
+    if "logistic" in losses:
+        configs += [("logistic", "optimal", None), ("logistic", "balanced", None)]
+        if design.groups is None:
+            configs.append(("logistic", "none", "logit"))
+    return configs, skipped
+
+
 def resolve(params, n, d, dtype, kind, design, has_validation):
     """Resolve every "auto" of ``params`` for data of ``n`` rows, ``d`` features.
 
     ``kind`` is "memory", "stream" or "dask"; ``dtype`` the features' dtype.
+    With several candidate configurations, the returned plan is the first one's
+    (it decides the shared statistics pass) with every candidate's plan attached.
     """
+    configs, skipped = _configurations(params, n, d, kind, design)
+    plans = [replace(_resolve_one({**params, "loss": lo, "weighting": w if w != "explicit"
+                                   else params["weighting"]},
+                                  n, d, dtype, kind, design, has_validation),
+                     loss=lo, weighting=w, adjust=adj, metric=params["metric"])
+             for lo, w, adj in configs]
+    if len(plans) == 1:
+        return replace(plans[0], selection_skipped=skipped)
+    return replace(plans[0], candidates=tuple(plans), selection_skipped=skipped)
+
+
+def _resolve_one(params, n, d, dtype, kind, design, has_validation):
+    """The plan of one concrete (loss, weighting) configuration."""
     loss, scheme = params["loss"], scheme_name(params["weighting"])
     out_of_core = kind != "memory"
     if out_of_core or params["device"] is not None or loss != "square":
@@ -457,6 +553,8 @@ class Layer:
     df: float
     class_weight: np.ndarray
     unit_weight: np.ndarray
+    W: np.ndarray  # (d, K) raw columns, one per class
+    b: np.ndarray  # (K,)
 
 
 def _average(fits):
@@ -471,7 +569,8 @@ def _logistic_alpha(params, design, plan, oracle, choice, row_w):
     if plan.logistic_alpha == "tuned" and choice.weighting.alpha is not None:
         return float(choice.weighting.alpha)
     X, K = oracle.data.X, design.n_classes
-    return float(logistic_alpha_path(X, design.y_idx, K, row_w, choice.alphas[::3],
+    return float(logistic_alpha_path(X, design.y_idx, K, row_w,
+                                     choice.alphas[::_LOGISTIC_GRID_STEP],
                                      float(X.shape[0]), _LOGISTIC_MAX_ITER, _LOGISTIC_TOL,
                                      "alo")[0])
 
@@ -508,7 +607,8 @@ def fit_layer(params, design, plan, oracle, choice):
         coef, intercept = (W[:, 1] - W[:, 0])[None, :], np.array([b[1] - b[0]])
     else:
         coef, intercept = np.ascontiguousarray(W.T), np.asarray(b, dtype=float).copy()
-    return Layer(coef, intercept, alpha, float(sol.df), class_weight, unit_w.copy())
+    return Layer(coef, intercept, alpha, float(sol.df), class_weight, unit_w.copy(), W,
+                 np.asarray(b, dtype=float))
 
 
 # -------------------------------------------------------------------------------- fit
@@ -554,17 +654,3 @@ def tuned_score(params, design, plan, oracle, rng, validation):
             pred[test] = np.argmax(X[test] @ W + b, axis=1)
         return worst(pred, y_all, D.unit_labels)
     return score
-
-
-def select_and_fit(params, data, design, plan, stats, random_state=None, validation=None):
-    """Select the weights and alpha and fit the layer: returns ``(Choice, Layer)``."""
-    rng = np.random.default_rng(random_state if not isinstance(
-        random_state, np.random.RandomState) else random_state.randint(2**31))
-    oracle = RidgeOracle(data, design, plan, stats)
-    with threadpool_limits(limits=plan.solve_threads, user_api="blas"):
-        spectrum = covariance_spectrum(data.X, stats)
-        check_not_constant(data, stats, spectrum)
-        score = (tuned_score(params, design, plan, oracle, rng, validation)
-                 if scheme_name(params["weighting"]) == "tuned" else None)
-        choice = select(params, design, plan, oracle, spectrum, rng, score)
-        return choice, fit_layer(params, design, plan, oracle, choice)

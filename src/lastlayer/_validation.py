@@ -495,7 +495,7 @@ def _weighting_ok(w, names):
     return (w in names) if isinstance(w, str) else (isinstance(w, dict) or np.ndim(w) == 1)
 
 
-def estimator_parameter_table(weightings, losses, solvers, precisions, dims):
+def estimator_parameter_table(weightings, losses, solvers, precisions, dims, metrics):
     """``{name: (accepts(value) -> bool, allowed text)}`` for LastLayerClassifier."""
     return {
         "weighting": (lambda w: _weighting_ok(w, weightings),
@@ -514,6 +514,7 @@ def estimator_parameter_table(weightings, losses, solvers, precisions, dims):
         "precision": (lambda v: isinstance(v, str) and v in precisions,
                       f"one of {list(precisions)}"),
         "solver": (lambda v: isinstance(v, str) and v in solvers, f"one of {list(solvers)}"),
+        "metric": (lambda v: isinstance(v, str) and v in metrics, f"one of {list(metrics)}"),
     }
 
 

@@ -137,6 +137,22 @@ def _fit_report(clf, X, y, groups):
     return classification_report(y, clf.predict(X), groups=groups)
 
 
+def _loo_estimates(clf):
+    """Per-unit leave-one-out accuracy and standard error (None when not available)."""
+    if not hasattr(clf, "loo_class_accuracy_"):
+        return None
+    units = getattr(clf, "groups_", clf.classes_)
+    return {str(u): {"accuracy": float(a), "se": float(s)} for u, a, s in
+            zip(units.tolist(), clf.loo_class_accuracy_, clf.loo_class_accuracy_se_)}
+
+
+def _weight_rows(clf):
+    est = _loo_estimates(clf) if not hasattr(clf, "groups_") else None
+    return [[c, w, "" if est is None else f"{est[str(c)]['accuracy']:.3f} ± "
+             f"{est[str(c)]['se']:.3f}"] for c, w in zip(clf.classes_.tolist(),
+                                                        clf.class_weight_)]
+
+
 def cmd_fit(args):
     from .estimator import LastLayerClassifier
     from .io import load_features, save_layer
@@ -152,6 +168,9 @@ def cmd_fit(args):
     payload = {
         "train": args.train, "evaluated_on": "test" if args.test else "train",
         "weighting": args.weighting, "loss": args.loss,
+        "chosen_loss": clf.loss_, "chosen_weighting": clf.weighting_,
+        "selection": clf.selection_,
+        "loo_class_accuracy": _loo_estimates(clf),
         "classes": clf.classes_.tolist(),
         "class_weights": clf.class_weight_.tolist(),
         "alpha": clf.alpha_, "df": clf.df_, "effective_dim": clf.effective_dim_,
@@ -164,18 +183,22 @@ def cmd_fit(args):
     }
     if args.out:
         save_layer(args.out, clf.coef_, clf.intercept_, clf.classes_,
-                   weighting=args.weighting, loss=args.loss, alpha=clf.alpha_, df=clf.df_,
+                   weighting=clf.weighting_, loss=clf.loss_, alpha=clf.alpha_, df=clf.df_,
                    class_weights=clf.class_weight_.tolist())
         payload["layer"] = args.out
     from .metrics import report_markdown
     text = "\n".join([
         f"Fitted last layer on {args.train}: n={train.X.shape[0]}, d={train.X.shape[1]}, "
-        f"weighting={args.weighting}, loss={args.loss}",
+        f"weighting={args.weighting}, loss={args.loss} -> chose {clf.loss_} loss, "
+        f"{clf.weighting_} weights",
         f"alpha={clf.alpha_:.3g}  df={clf.df_:.4g}  effective dim (PCA 99%)="
         f"{clf.effective_dim_:.0f}  feasible={clf.feasible_}  ({seconds:.2f} s, statistics "
         f"in {clf.precision_})", "",
-        _table([[c, w] for c, w in zip(clf.classes_.tolist(), clf.class_weight_)],
-               ["class", "loss weight"]), "",
+        _table(_weight_rows(clf), ["class", "loss weight", "LOO accuracy (± SE)"]), "",
+        *([_table([[r["candidate"], r["estimate"], r["alpha"], "yes" if r["kept"] else ""]
+                   for r in clf.selection_],
+                  ["candidate", "LOO estimate", "alpha", "kept"]), ""]
+          if len(clf.selection_) > 1 else []),
         f"Evaluated on {'test: ' + args.test if args.test else 'the training set'}",
         report_markdown(rep),
         *([f"layer written to {args.out}"] if args.out else []),
@@ -342,6 +365,26 @@ def _add_dynamics_parser(sub, parser):
     return parser
 
 
+def _add_fit_parser(sub):
+    f = sub.add_parser("fit", help="fit a last layer on a feature file")
+    f.add_argument("--train", required=True, metavar="TRAIN")
+    f.add_argument("--test", default=None, metavar="TEST")
+    f.add_argument("--weighting", default="auto",
+                   help="'auto' (chosen by leave-one-out with the loss) or a scheme name")
+    f.add_argument("--loss", choices=["auto", "square", "logistic"], default="auto",
+                   help="'auto': square or cross-entropy, chosen by leave-one-out")
+    f.add_argument("--alpha", default="auto", help="'auto' or a float >= 0")
+    f.add_argument("--groups", action="store_true",
+                   help="weight the file's groups (instead of classes)")
+    f.add_argument("--precision", choices=["auto", "float64", "float32"], default="auto",
+                   help="Gram products of the statistics: float32 for float32 features by "
+                        "default (see LastLayerClassifier)")
+    f.add_argument("--out", default=None, metavar="LAYER.npz")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(func=cmd_fit)
+
+
 def build_parser():
     p = argparse.ArgumentParser(
         prog="lastlayer",
@@ -384,21 +427,7 @@ def build_parser():
     w.add_argument("--json", action="store_true")
     w.set_defaults(func=cmd_weights)
 
-    f = sub.add_parser("fit", help="fit a last layer on a feature file")
-    f.add_argument("--train", required=True, metavar="TRAIN")
-    f.add_argument("--test", default=None, metavar="TEST")
-    f.add_argument("--weighting", default="optimal")
-    f.add_argument("--loss", choices=["square", "logistic"], default="square")
-    f.add_argument("--alpha", default="auto", help="'auto' or a float >= 0")
-    f.add_argument("--groups", action="store_true",
-                   help="weight the file's groups (instead of classes)")
-    f.add_argument("--precision", choices=["auto", "float64", "float32"], default="auto",
-                   help="Gram products of the statistics: float32 for float32 features by "
-                        "default (see LastLayerClassifier)")
-    f.add_argument("--out", default=None, metavar="LAYER.npz")
-    f.add_argument("--seed", type=int, default=0)
-    f.add_argument("--json", action="store_true")
-    f.set_defaults(func=cmd_fit)
+    _add_fit_parser(sub)
 
     c = sub.add_parser("compare", help="compare weighting schemes over repeated subsamples")
     c.add_argument("--train", required=True)

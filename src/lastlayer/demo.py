@@ -285,7 +285,7 @@ def ratio_sweep(task, n, ratios, *, share=0.09, repeats=10, seed=0, progress=Tru
         tr = _draw(task["y_pool"], n, share, rng)
         X, y = task["X_pool"][tr], task["y_pool"][tr]
         for rho in ratios:
-            clf = LastLayerClassifier(weighting={1: float(rho), 0: 1.0}).fit(X, y)
+            clf = LastLayerClassifier(loss="square", weighting={1: float(rho), 0: 1.0}).fit(X, y)
             a1, a0 = _class_accuracy(clf, task["X_test"], task["y_test"])
             out.append({"repeat": r, "ratio": float(rho), "minority": a1, "majority": a0})
             bar.update()

@@ -21,9 +21,9 @@ from ._fit import (
     prepare,
     resolve,
     scheme_name,
-    select_and_fit,
     statistics,
 )
+from ._select import fit_selected
 from ._validation import (
     check_fit_labels,
     check_fit_sample_weight,
@@ -34,11 +34,13 @@ from .weights import WEIGHTINGS
 
 __all__ = ["ALPHA_GRID", "GCV_ROWS_PER_FEATURE", "LastLayerClassifier"]
 
-_LOSSES = ("square", "logistic")
+_LOSSES = ("auto", "square", "logistic")
+_METRICS = ("worst", "balanced", "target")
 _SOLVERS = ("auto", "primal", "dual")
 _PRECISIONS = ("auto", "float64", "float32")
 _DIMS = ("pca99", "participation_ratio", "df", "d")
-_PARAMETERS = estimator_parameter_table(WEIGHTINGS, _LOSSES, _SOLVERS, _PRECISIONS, _DIMS)
+_PARAMETERS = estimator_parameter_table({**WEIGHTINGS, "auto": None}, _LOSSES, _SOLVERS,
+                                        _PRECISIONS, _DIMS, _METRICS)
 
 
 class LastLayerClassifier(ClassifierMixin, BaseEstimator):
@@ -144,9 +146,9 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
     n_features_in_ : int
     """
 
-    def __init__(self, weighting="optimal", *, loss="square", alpha="auto", target=None,
+    def __init__(self, weighting="auto", *, loss="auto", alpha="auto", target=None,
                  dim="pca99", max_leverage=0.95, n_subsets=10, cv=3, solver="auto",
-                 random_state=None, device=None, precision="auto"):
+                 random_state=None, device=None, precision="auto", metric="worst"):
         self.weighting = weighting
         self.loss = loss
         self.alpha = alpha
@@ -159,6 +161,7 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.device = device
         self.precision = precision
+        self.metric = metric
 
     # --------------------------------------------------------------------- fit
     def fit(self, X, y=None, groups=None, sample_weight=None, X_val=None, y_val=None,
@@ -209,16 +212,17 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
             data = Data(X=X if plan.precision == "float32" else
                              np.asarray(X, dtype=np.float64))
         stats = statistics(data, design, plan, device=self.device)
-        choice, layer = select_and_fit(params, data, design, plan, stats, self.random_state,
-                                 validation)
-        return self._set_fitted(plan, choice, layer, design)
+        kept, evaluations = fit_selected(params, data, design, plan, stats,
+                                         self.random_state, validation)
+        self._set_selection(kept, evaluations, design)
+        return self._set_fitted(plan, kept.choice, kept.layer, design)
 
     def _out_of_core_data(self, X, y, groups):
         """The source of out-of-core ``X`` and its labels; refuse what needs rows."""
         from .sources import DaskSource, as_source
 
         name = type(self).__name__
-        if self.loss != "square":
+        if self.loss == "logistic":
             raise ValueError(f"{name} fits out-of-core data with loss='square' only; "
                              f"got loss={self.loss!r}. Load the data in memory for logistic.")
         if (isinstance(self.weighting, str) and self.weighting in ("downsample", "tuned")
@@ -269,6 +273,25 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
                                                                  Xv.shape[0]))
         return Validation(Xv, yv_idx, uv)
 
+    def _set_selection(self, kept, evaluations, design):
+        """``loss_``, ``weighting_``, ``selection_`` and the leave-one-out estimates."""
+        self.loss_, self.weighting_ = kept.plan.loss, kept.name.split("/", 1)[1]
+        self.selection_ = [
+            {"candidate": ev.name, "loss": ev.plan.loss, "alpha": float(ev.layer.alpha),
+             "estimate": None if not np.isfinite(ev.estimate) else ev.estimate,
+             "loo_accuracy": None if ev.hits is None else (ev.hits / ev.rows).tolist(),
+             "kept": ev is kept}
+            for ev in evaluations]
+        if kept.hits is None:
+            self.__dict__.pop("loo_class_accuracy_", None)
+            self.__dict__.pop("loo_class_accuracy_se_", None)
+            return
+        acc = kept.hits / kept.rows
+        self.loo_class_accuracy_ = acc
+        # binomial standard error with one pseudo-count each way (never 0 for tiny units)
+        shrunk = (kept.hits + 1.0) / (kept.rows + 2.0)
+        self.loo_class_accuracy_se_ = np.sqrt(shrunk * (1 - shrunk) / (kept.rows + 2.0))
+
     def _set_fitted(self, plan, choice, layer, design):
         weighting = choice.weighting
         self.plan_ = plan.as_dict()
@@ -303,11 +326,11 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[idx]
 
     def _has_proba(self):
-        return self.loss == "logistic"
+        return getattr(self, "loss_", self.loss) == "logistic"
 
     @available_if(_has_proba)
     def predict_proba(self, X):
-        """Class probabilities (``loss="logistic"`` only)."""
+        """Class probabilities (when the fitted loss ``loss_`` is cross-entropy)."""
         s = self.decision_function(X)
         if s.ndim == 1:
             s = np.c_[np.zeros_like(s), s]

@@ -16,8 +16,9 @@ from scipy.optimize import minimize
 from .loo import argmin_prefer_last
 from .stats import EPS
 
-__all__ = ["LogisticSolution", "alo_cross_entropy", "augment", "exact_loo_cross_entropy",
-           "logistic", "logistic_alpha_path", "logistic_loss_grad", "logsumexp_rows"]
+__all__ = ["LogisticSolution", "alo_cross_entropy", "alo_logits", "augment",
+           "exact_loo_cross_entropy", "logistic", "logistic_alpha_path", "logistic_loss_grad",
+           "logsumexp_rows", "row_space"]
 
 
 class LogisticSolution(NamedTuple):
@@ -99,7 +100,7 @@ def logistic(X, y, K, r, alpha, max_iter=1000, tol=1e-8, init=None, n_norm=None)
     return LogisticSolution(Theta[:-1].copy(), b, int(res.nit), converged, float(res.fun))
 
 
-def alo_cross_entropy(Xa, y, r, alpha, n_norm, K, Theta):
+def alo_cross_entropy(Xa, y, r, alpha, n_norm, K, Theta, return_logits=False):
     """Approximate leave-one-out cross-entropy (Rad & Maleki 2020) at ``Theta``.
 
     One Newton step from the full fit towards the fit without row ``i``:
@@ -114,6 +115,9 @@ def alo_cross_entropy(Xa, y, r, alpha, n_norm, K, Theta):
     ``z_i^{(-i)}`` by a constant vector, to which the softmax is blind. Everything
     is therefore computed in an orthonormal basis ``E`` of ``1^perp`` (K - 1
     columns), which also removes the intercept's null direction.
+
+    Returns the weighted mean ALO and training cross-entropies, and with
+    ``return_logits`` also the approximate leave-one-out logits ``z^{(-i)}`` (n, K).
     """
     n, p1 = Xa.shape
     Z = Xa @ Theta
@@ -157,7 +161,8 @@ def alo_cross_entropy(Xa, y, r, alpha, n_norm, K, Theta):
     Zloo = Z + (M @ u)[:, :, 0] @ E.T
     ce = logsumexp_rows(Zloo) - Zloo[rows, y]
     train_ce = lse - Z[rows, y]
-    return float(r @ ce / r.sum()), float(r @ train_ce / r.sum())
+    out = float(r @ ce / r.sum()), float(r @ train_ce / r.sum())
+    return (*out, Zloo) if return_logits else out
 
 
 def exact_loo_cross_entropy(X, y, K, r, alpha, n_norm, sol, max_iter, tol):
@@ -181,18 +186,31 @@ def exact_loo_cross_entropy(X, y, K, r, alpha, n_norm, sol, max_iter, tol):
 
 
 
+def row_space(X):
+    """``(X @ Q, Q)`` with ``Q`` an orthonormal basis of the row space of ``X`` when
+    ``d > n`` (the penalised solution lies there), else ``(X, None)``."""
+    n, d = X.shape
+    if d <= n:
+        return X, None
+    _, sv, Vt = np.linalg.svd(X, full_matrices=False)
+    keep = sv > max(n, d) * EPS * sv[0]
+    keep[0] = True
+    basis = Vt[keep].T
+    return X @ basis, basis
+
+
+def alo_logits(X, y, K, r, alpha, n_norm, W, b):
+    """Approximate leave-one-out logits (n, K) of the fit ``(W, b)`` at ``alpha``."""
+    Xw, basis = row_space(X)
+    Wr = W if basis is None else basis.T @ W
+    Theta = np.vstack([Wr, b])
+    return alo_cross_entropy(augment(Xw), y, r, alpha, n_norm, K, Theta, return_logits=True)[2]
+
+
 def logistic_alpha_path(X, y, K, r, alphas, n_norm, max_iter, tol, method):
     """:func:`lastlayer.solvers.logistic_alpha_alo` on checked inputs."""
     n, d = X.shape
-    basis = None
-    Xw = X
-    if d > n:
-        # W lies in the row space of X: W = Q W_r with Q orthonormal (d, rank).
-        _, sv, Vt = np.linalg.svd(X, full_matrices=False)
-        keep = sv > max(n, d) * EPS * sv[0]
-        keep[0] = True
-        basis = Vt[keep].T
-        Xw = X @ basis
+    Xw, basis = row_space(X)
     Xa = augment(Xw)
     L = alphas.shape[0]
     alo = np.empty(L)

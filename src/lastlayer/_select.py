@@ -1,0 +1,195 @@
+"""Validation-free selection of the loss, the weights and alpha (``loss="auto"``).
+
+The layer of :class:`lastlayer.LastLayerClassifier` above the fit pipeline of
+:mod:`lastlayer._fit`. Every candidate configuration of the plan (square or
+cross-entropy loss; the theory weights, the ratio of priors, post-hoc logit
+adjustment) is fitted on the shared sufficient statistics with its own alpha, and
+scored by leave-one-out from the retraining data alone:
+
+- square loss: exact leave-one-out predictions ``t_i - e_i / (1 - h_ii)`` of the
+  weighted ridge at the candidate's alpha (:func:`lastlayer._core.loo.loo_path`);
+- cross-entropy: approximate leave-one-out logits (one Newton step from the full
+  fit, Rad & Maleki 2020; :func:`lastlayer._core.logistic.alo_logits`);
+- logit adjustment: the same logits minus the log class priors.
+
+Each candidate's per-unit (class, or group) leave-one-out accuracy estimates the
+test accuracy of that unit; the candidate with the best estimate of the target
+metric (worst unit by default) is kept -- the theory choice (listed first) unless
+another candidate is better by more than the noise of the estimate
+(:func:`choose`). The fitted estimator reports every candidate in ``selection_``
+and the kept layer's per-unit estimates with standard errors in
+``loo_class_accuracy_``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ._core.logistic import alo_logits
+from ._core.loo import loo_path
+from ._core.ridge import weighted_rows
+from ._core.stats import centre_stats, covariance_spectrum
+from ._fit import Data, RidgeOracle, check_not_constant, fit_layer, select, tuned_score
+
+__all__ = ["Evaluation", "choose", "fit_selected", "loo_scores", "unit_accuracy"]
+
+#: A candidate replaces the theory choice only when its estimate is higher by more
+#: than this many standard errors of the difference (the one-standard-error habit
+#: of model selection, made stricter: selection noise is the enemy).
+SELECTION_MARGIN_SE = 1.0
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One fitted candidate and its leave-one-out record."""
+
+    plan: object           # the candidate's Plan
+    choice: object         # _fit.Choice
+    layer: object          # _fit.Layer (with the post-hoc bias already applied)
+    correct: np.ndarray | None  # (n,) leave-one-out prediction right, or None
+    hits: np.ndarray | None     # (U,) sample-weighted correct per unit
+    rows: np.ndarray | None     # (U,) sample weight per unit
+    estimate: float             # the metric's leave-one-out estimate (nan if none)
+
+    @property
+    def name(self):
+        p = self.plan
+        return f"{p.loss}/{p.weighting}" + (f"+{p.adjust}" if p.adjust else "")
+
+
+def loo_scores(params, data, design, plan, oracle, layer):
+    """Leave-one-out scores (n, K) of a fitted configuration, or None when it has
+    no leave-one-out estimate (out-of-core rows, averaged subsets)."""
+    if not data.in_memory or plan.subset_solver is not None:
+        return None
+    D, K = design, design.n_classes
+    X64 = np.asarray(data.X, dtype=np.float64)
+    cell_w = layer.unit_weight[D.unit_of_cell]
+    if plan.loss == "square":
+        T = D.cell_targets
+        rows = weighted_rows(X64, D.cell_idx, cell_w, T, D.sample_weight)
+        gram = None
+        if X64.shape[1] <= rows.Z.shape[0]:
+            gram = centre_stats(oracle.stats, cell_w, np.zeros((D.n_cells, 1))).C
+        path = loo_path(rows, np.array([layer.alpha]), gram, return_decision=True)
+        return path["loo_decision"][0]
+    row_w = D.sample_weight * cell_w[D.cell_idx]
+    Z = alo_logits(X64, D.y_idx, K, row_w, layer.alpha, float(X64.shape[0]), layer.W,
+                   layer.b)
+    return Z - _log_prior(design) if plan.adjust == "logit" else Z
+
+
+def _log_prior(design):
+    return np.log(design.class_mass / design.class_mass.sum())
+
+
+def unit_accuracy(scores, design):
+    """Per-row correctness of ``scores`` and its sample-weighted sums per unit."""
+    correct = np.argmax(scores, axis=1) == design.y_idx
+    sw, U = design.sample_weight, design.unit_names.size
+    hits = np.bincount(design.unit_labels, weights=sw * correct, minlength=U)
+    rows = np.bincount(design.unit_labels, weights=sw, minlength=U)
+    return correct, hits, rows
+
+
+def shrunk_accuracy(hits, rows):
+    """Per-unit accuracy with one pseudo-success and one pseudo-failure (the
+    posterior mean under a uniform prior): a class of 3 rows is never "perfect"."""
+    return (hits + 1.0) / (rows + 2.0)
+
+
+def metric_estimate(hits, rows, metric, target):
+    """The target metric from per-unit leave-one-out counts."""
+    acc = shrunk_accuracy(hits, rows)
+    if metric == "balanced":
+        return float(acc.mean())
+    if metric == "target":
+        return float(target @ acc)
+    return float(acc.min())
+
+
+def _difference_se(a, b, design, metric):
+    """Standard error of the metric difference of two candidates, from their paired
+    per-row leave-one-out outcomes in the unit(s) the metric looks at."""
+    d = a.correct.astype(float) - b.correct.astype(float)
+    units = design.unit_labels
+    if metric == "worst":
+        acc = shrunk_accuracy(b.hits, b.rows)
+        focus = [int(np.argmin(acc)), int(np.argmin(shrunk_accuracy(a.hits, a.rows)))]
+    else:
+        focus = list(range(design.unit_names.size))
+    var = 0.0
+    for u in set(focus):  # a unit of one row: the largest variance of a difference
+        du = d[units == u]
+        var += du.var(ddof=1) / du.size if du.size > 1 else 1.0
+    # worst: the two candidates' worst units (at most two); balanced: mean over units
+    return float(np.sqrt(var) / (1.0 if metric == "worst" else len(focus)))
+
+
+def choose(evaluations, design, metric):
+    """Index of the kept candidate: the theory choice (index 0) unless another's
+    estimate is higher by more than :data:`SELECTION_MARGIN_SE` paired standard
+    errors; among those, the highest estimate."""
+    base = evaluations[0]
+    best, best_est = 0, base.estimate
+    for i, ev in enumerate(evaluations[1:], start=1):
+        if not np.isfinite(ev.estimate) or ev.estimate <= best_est:
+            continue
+        se = _difference_se(ev, base, design, metric)
+        if ev.estimate - base.estimate > SELECTION_MARGIN_SE * se:
+            best, best_est = i, ev.estimate
+    return best
+
+
+def _adjusted(layer, design, adjust):
+    """The layer with the post-hoc bias of ``adjust`` folded into its intercept."""
+    if adjust != "logit":
+        return layer
+    b = layer.b - _log_prior(design)
+    K = design.n_classes
+    intercept = np.array([b[1] - b[0]]) if K == 2 else b.copy()
+    return replace(layer, intercept=intercept, b=b)
+
+
+def _evaluate(params, data, design, plan, stats, spectrum, rng, score, cache):
+    """Fit one candidate (reusing the weights chosen for its weighting) and score it."""
+    params_c = plan.params(params)
+    data_c = data
+    if plan.loss == "logistic" and data.in_memory and data.X.dtype != np.float64:
+        data_c = Data(X=np.asarray(data.X, dtype=np.float64))
+    oracle = RidgeOracle(data_c, design, plan, stats)
+    key = (plan.weighting, plan.alpha_criterion)
+    if key not in cache:
+        cache[key] = select(params_c, design, plan, oracle, spectrum, rng, score)
+    choice = cache[key]
+    layer = _adjusted(fit_layer(params_c, design, plan, oracle, choice), design, plan.adjust)
+    scores = loo_scores(params_c, data_c, design, plan, oracle, layer)
+    if scores is None:
+        return Evaluation(plan, choice, layer, None, None, None, float("nan"))
+    correct, hits, rows = unit_accuracy(scores, design)
+    est = metric_estimate(hits, rows, plan.metric, design.target)
+    return Evaluation(plan, choice, layer, correct, hits, rows, est)
+
+
+def fit_selected(params, data, design, plan, stats, random_state=None, validation=None):
+    """Fit every candidate of ``plan`` (or its one configuration), keep the best by
+    leave-one-out; returns ``(kept Evaluation, all Evaluations)``."""
+    rng = np.random.default_rng(random_state if not isinstance(
+        random_state, np.random.RandomState) else random_state.randint(2**31))
+    plans = plan.candidates or (plan,)
+    with threadpool_limits(limits=plan.solve_threads, user_api="blas"):
+        spectrum = covariance_spectrum(data.X, stats)
+        check_not_constant(data, stats, spectrum)
+        score = None
+        if plans[0].weighting == "tuned":
+            oracle = RidgeOracle(data, design, plans[0], stats)
+            score = tuned_score(plans[0].params(params), design, plans[0], oracle, rng,
+                                validation)
+        cache = {}
+        evaluations = [_evaluate(params, data, design, p, stats, spectrum, rng, score, cache)
+                       for p in plans]
+    kept = choose(evaluations, design, plan.metric) if len(evaluations) > 1 else 0
+    return evaluations[kept], evaluations
