@@ -22,15 +22,18 @@ multinomial cross-entropy, with loss weights at mean one over samples.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from ._core.logistic import logistic, logistic_alpha_path
-from ._core.loo import argmin_prefer_last, gcv_path, loo_path
+from ._core.loo import argmin_prefer_last, gcv_path, loo_partial, loo_path, loo_plan
 from ._core.ridge import ridge, ridge_dual, weighted_rows
-from ._core.stats import accumulate, all_constant, centre_stats
+from ._core.rowspace import RowSpace, lift, row_space
+from ._core.stats import accumulate, all_constant
 from ._validation import check_unit_values
 from .dimension import SPECTRAL_DIMENSIONS
 from .weights import (
@@ -43,7 +46,8 @@ from .weights import (
 )
 
 __all__ = ["ALPHA_GRID", "GCV_ROWS_PER_FEATURE", "Choice", "Data", "Design", "Layer", "Plan",
-           "RidgeOracle", "Validation", "fit_layer", "prepare", "resolve", "scheme_name",
+           "RidgeOracle", "RowStats", "Validation", "fit_layer",
+           "free_blas_threads", "make_oracle", "row_space_spectrum", "prepare", "resolve", "scheme_name",
            "select", "statistics"]
 
 #: alpha="auto" searches ``lambda_max * ALPHA_GRID``, with ``lambda_max`` the largest
@@ -286,6 +290,24 @@ def _configurations(params, n, d, kind, design):
     return configs, skipped
 
 
+def free_blas_threads():
+    """BLAS threads a fit may use now without oversubscribing the machine.
+
+    The CPUs this process may run on, less the other runnable tasks (Linux
+    ``/proc/loadavg``, read when the plan is resolved), at least one and at most the
+    BLAS libraries' current setting (so an outer ``threadpool_limits`` still holds).
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+    try:
+        with open("/proc/loadavg") as fh:
+            running = int(fh.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        running = 1
+    current = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    return max(1, min(cpus - max(running - 1, 0), max(current, default=cpus)))
+
+
 def resolve(params, n, d, dtype, kind, design, has_validation):
     """Resolve every "auto" of ``params`` for data of ``n`` rows, ``d`` features.
 
@@ -342,13 +364,15 @@ def _resolve_one(params, n, d, dtype, kind, design, has_validation):
         "fixed" if params["alpha"] != "auto" else "tuned" if scheme == "tuned" else "alo")
     method = (optimal_method(design.unit_names.size, True, design.target)
               if scheme == "optimal" else None)
-    # The O(n d^2) statistics use every BLAS thread unless the pass is short; the rest
-    # of a small problem runs on one thread: faster, and much faster when other
-    # processes share the cores (oversubscribed OpenBLAS threads spin).
+    # The O(n d^2) statistics use the free BLAS threads unless the pass is short; the
+    # rest of a small problem runs on one thread. Never more threads than cores that
+    # no other process is running on: oversubscribed OpenBLAS threads spin and a fit
+    # gets several times slower (measured: docs/performance.md).
     stats_threads = solve_threads = None
     if not out_of_core:
-        stats_threads = 1 if n * d * d < MULTITHREAD_FLOPS else None
-        solve_threads = 1 if min(n, d) <= SMALL_PROBLEM else None
+        free = free_blas_threads()
+        stats_threads = 1 if n * d * d < MULTITHREAD_FLOPS else free
+        solve_threads = 1 if min(n, d) <= SMALL_PROBLEM else free
     return Plan(statistics, precision, solver, subset_solver, fold_solvers or (),
                 stats_threads, solve_threads, criterion, logistic_alpha, method)
 
@@ -356,11 +380,34 @@ def _resolve_one(params, n, d, dtype, kind, design, has_validation):
 # ------------------------------------------------------------------------- statistics
 
 
+class RowStats(NamedTuple):
+    """Statistics of an in-memory ``n < d`` problem in the span of its rows: the
+    basis (:class:`lastlayer._core.rowspace.RowSpace`) and the per-cell statistics of
+    the row coordinates (``r x r`` Gram matrices, ``r < n``)."""
+
+    space: RowSpace
+    stats: object
+
+
 def statistics(data, design, plan, device=None):
-    """Per-cell sufficient statistics of the rows, where the plan says."""
+    """Per-cell sufficient statistics of the rows, where the plan says.
+
+    In memory with the dual plan (``d + 1 > n``) the problem is first moved to the
+    span of its rows (one ``n x n`` kernel eigendecomposition) and the statistics are
+    those of the ``r < n`` coordinates (:class:`RowStats`): every later ridge fit,
+    leverage and leave-one-out pass costs ``r^3`` instead of ``d^3`` or ``n^2 d``.
+    """
     from . import sources
 
     cells, J, sw = design.cell_idx, design.n_cells, design.sample_weight
+    if plan.statistics == "numpy" and plan.solver == "dual":
+        with threadpool_limits(limits=plan.stats_threads, user_api="blas"):
+            space = row_space(data.X, sw)
+            if space.coords.shape[1] == 0:
+                raise ValueError("Every feature of X is constant: there is nothing to fit.")
+            return RowStats(space, accumulate(space.coords, cells, J,
+                                              None if np.all(sw == 1.0) else sw, 65536,
+                                              "float64"))
     if plan.statistics == "dask":
         return sources.dask_statistics(data.dask_X, cells, J, sw)
     if plan.statistics == "torch":
@@ -393,6 +440,20 @@ class RidgeOracle:
     design: Design
     plan: Plan
     stats: object
+    space: RowSpace | None = None  # data.X are coordinates in this basis (n < d)
+
+    @property
+    def features(self):
+        """The rows in feature space (for cross-entropy fits and predictions)."""
+        return self.data.X if self.space is None else self.space.X
+
+    @property
+    def n_features(self):
+        return self.stats.sums.shape[1] if self.space is None else self.space.n_features
+
+    def lift(self, W, b):
+        """Coefficients in feature space from a fit on the oracle's rows."""
+        return (W, b) if self.space is None else lift(self.space, W, b)
 
     def solve(self, cell_w, alpha, rows=None, solver=None):
         """The square-loss fit (all rows, or the subset ``rows`` with ``solver``)."""
@@ -429,13 +490,36 @@ class RidgeOracle:
             out = (sources.dask_loo_path(self.data.dask_X, *args) if crit == "dask_loo"
                    else sources.streaming_loo_path(self.data.source, *args))
             return float(alphas[argmin_prefer_last(out["loo_mse"], out["alphas"])])
-        X64 = np.asarray(self.data.X, dtype=np.float64)
-        rows = weighted_rows(X64, D.cell_idx, cell_w, T, D.sample_weight)
-        gram = None
-        if X64.shape[1] <= rows.Z.shape[0]:
-            gram = centre_stats(self.stats, cell_w, np.zeros((D.n_cells, 1))).C
-        path = loo_path(rows, alphas, gram)
+        X = self.data.X
+        v = D.sample_weight * cell_w[D.cell_idx]
+        n_active = int(np.count_nonzero(v > 0))
+        if X.shape[1] <= n_active:
+            # one d x d eigendecomposition from the statistics, then the rows in
+            # blocks: no n x d float64 copy, O(n d^2) once and O(n d) per alpha
+            lplan, _ = loo_plan(self.stats, cell_w, T, alphas, n_active)
+            sq, bad = loo_partial(X, D.cell_idx, D.sample_weight, lplan, X.dtype)
+            loo = sq / lplan.V
+            loo[bad] = np.inf
+            return float(alphas[argmin_prefer_last(loo, alphas)])
+        rows = weighted_rows(np.asarray(X, dtype=np.float64), D.cell_idx, cell_w, T,
+                             D.sample_weight)
+        path = loo_path(rows, alphas)
         return float(path["alphas"][argmin_prefer_last(path["loo_mse"], path["alphas"])])
+
+
+def make_oracle(data, design, plan, stats, space=None):
+    """The :class:`RidgeOracle` of in-memory ``data``; with a row space (``n < d``,
+    :class:`RowStats`) its ridge rows are the coordinates and its features (for
+    cross-entropy fits and predictions) are ``data.X``."""
+    if space is None:
+        return RidgeOracle(data, design, plan, stats)
+    return RidgeOracle(Data(X=space.coords), design, replace(plan, solver="primal"), stats,
+                       space._replace(X=data.X))
+
+
+def row_space_spectrum(space, design):
+    """Nonzero eigenvalues of the sample-weighted feature covariance, ascending."""
+    return space.eigenvalues[::-1] / float(design.sample_weight.sum())
 
 
 # ----------------------------------------------------------------------------- select
@@ -475,8 +559,8 @@ def select(params, design, plan, oracle, spectrum, rng, score=None):
     alphas = max(float(spectrum.max()), np.finfo(float).tiny) * ALPHA_GRID
     problem = WeightingProblem(
         unit_counts=design.unit_counts, target=design.target,
-        unit_of_cell=design.unit_of_cell, n_features=oracle.stats.sums.shape[1],
-        X=oracle.data.X, unit_labels=design.unit_labels, spectrum=spectrum,
+        unit_of_cell=design.unit_of_cell, n_features=oracle.n_features,
+        X=oracle.features, unit_labels=design.unit_labels, spectrum=spectrum,
         stats=oracle.stats, cell_targets=design.cell_targets, score=score,
         random_state=rng, unit_names=design.unit_names)
     options = _scheme_options(params, plan)
@@ -568,7 +652,7 @@ def _logistic_alpha(params, design, plan, oracle, choice, row_w):
         return float(params["alpha"])
     if plan.logistic_alpha == "tuned" and choice.weighting.alpha is not None:
         return float(choice.weighting.alpha)
-    X, K = oracle.data.X, design.n_classes
+    X, K = oracle.features, design.n_classes
     return float(logistic_alpha_path(X, design.y_idx, K, row_w,
                                      choice.alphas[::_LOGISTIC_GRID_STEP],
                                      float(X.shape[0]), _LOGISTIC_MAX_ITER, _LOGISTIC_TOL,
@@ -590,8 +674,9 @@ def fit_layer(params, design, plan, oracle, choice):
         else:
             sol = oracle.solve(cell_w, alpha)
             W, b = sol.coef, sol.intercept
+        W, b = oracle.lift(W, b)
     else:
-        X, sw = oracle.data.X, D.sample_weight
+        X, sw = oracle.features, D.sample_weight
         row_w = sw * cell_w[D.cell_idx]
         alpha = _logistic_alpha(params, design, plan, oracle, choice, row_w)
         if weighting.subsets:
@@ -617,12 +702,12 @@ def fit_layer(params, design, plan, oracle, choice):
 def tuned_score(params, design, plan, oracle, rng, validation):
     """``score(unit_w, alpha)`` for ``tuned``: worst-unit accuracy on the validation
     rows, or on an internal stratified CV (folds dealt round-robin within each cell)."""
-    D, K, X = design, design.n_classes, oracle.data.X
+    D, K, X = design, design.n_classes, oracle.features
 
     def layer(cell_w, alpha, rows=None, solver=None):
         if params["loss"] == "square":
             sol = oracle.solve(cell_w, alpha, rows, solver)
-            return sol.coef, sol.intercept
+            return oracle.lift(sol.coef, sol.intercept)
         r = slice(None) if rows is None else rows
         fit = logistic(X[r], D.cell_class[D.cell_idx[r]], K,
                        D.sample_weight[r] * cell_w[D.cell_idx[r]], alpha)

@@ -32,7 +32,16 @@ from ._core.logistic import alo_logits
 from ._core.loo import loo_path
 from ._core.ridge import weighted_rows
 from ._core.stats import centre_stats, covariance_spectrum
-from ._fit import Data, RidgeOracle, check_not_constant, fit_layer, select, tuned_score
+from ._fit import (
+    Data,
+    RowStats,
+    check_not_constant,
+    fit_layer,
+    make_oracle,
+    row_space_spectrum,
+    select,
+    tuned_score,
+)
 
 __all__ = ["Evaluation", "choose", "fit_selected", "loo_scores", "unit_accuracy"]
 
@@ -154,13 +163,15 @@ def _adjusted(layer, design, adjust):
     return replace(layer, intercept=intercept, b=b)
 
 
-def _evaluate(params, data, design, plan, stats, spectrum, rng, score, cache):
+def _evaluate(params, data, design, plan, stats, spectrum, rng, score, cache, space=None):
     """Fit one candidate (reusing the weights chosen for its weighting) and score it."""
     params_c = plan.params(params)
     data_c = data
     if plan.loss == "logistic" and data.in_memory and data.X.dtype != np.float64:
         data_c = Data(X=np.asarray(data.X, dtype=np.float64))
-    oracle = RidgeOracle(data_c, design, plan, stats)
+    oracle = make_oracle(data_c, design, plan, stats, space)
+    if plan.loss == "square":  # ridge leave-one-out on the oracle's rows (row space: exact)
+        data_c = oracle.data
     key = (plan.weighting, plan.alpha_criterion)
     if key not in cache:
         cache[key] = select(params_c, design, plan, oracle, spectrum, rng, score)
@@ -180,16 +191,22 @@ def fit_selected(params, data, design, plan, stats, random_state=None, validatio
     rng = np.random.default_rng(random_state if not isinstance(
         random_state, np.random.RandomState) else random_state.randint(2**31))
     plans = plan.candidates or (plan,)
+    space = None
+    if isinstance(stats, RowStats):  # n < d: ridge fits in the span of the rows, r < n
+        space, stats = stats.space, stats.stats
     with threadpool_limits(limits=plan.solve_threads, user_api="blas"):
-        spectrum = covariance_spectrum(data.X, stats)
-        check_not_constant(data, stats, spectrum)
+        if space is None:
+            spectrum = covariance_spectrum(data.X, stats)
+            check_not_constant(data, stats, spectrum)
+        else:
+            spectrum = row_space_spectrum(space, design)
         score = None
         if plans[0].weighting == "tuned":
-            oracle = RidgeOracle(data, design, plans[0], stats)
+            oracle = make_oracle(data, design, plans[0], stats, space)
             score = tuned_score(plans[0].params(params), design, plans[0], oracle, rng,
                                 validation)
         cache = {}
-        evaluations = [_evaluate(params, data, design, p, stats, spectrum, rng, score, cache)
-                       for p in plans]
+        evaluations = [_evaluate(params, data, design, p, stats, spectrum, rng, score, cache,
+                                 space) for p in plans]
     kept = choose(evaluations, design, plan.metric) if len(evaluations) > 1 else 0
     return evaluations[kept], evaluations

@@ -143,22 +143,34 @@ class StatsAccumulator:
                                               lower=0)
 
     def result(self):
-        grams = self.grams
+        """The statistics; the accumulators are finished in place (call once)."""
+        grams, sums, N = self.grams, self.sums, self.weight_sums
+        shifted = self.centre is not None and self.centre.size
+        c = self.centre.astype(np.float64) if shifted else None
+        syr2 = scipy.linalg.blas.get_blas_funcs("syr2", dtype=np.float64)
         for j in range(self.J):
-            low = np.tril(grams[j])
-            grams[j] = low + np.tril(low, -1).T
-        sums = self.sums
-        if self.centre is not None and self.centre.size:
-            # sum s (x - c)(x - c)^T + c m^T + m c^T + N c c^T, with m = sum s (x - c)
-            c = self.centre.astype(np.float64)
-            N = self.weight_sums
-            cm = c[None, :, None] * sums[:, None, :]
-            grams = grams + cm + cm.transpose(0, 2, 1) + N[:, None, None] * np.outer(c, c)
-            sums = sums + N[:, None] * c
+            if shifted:
+                # sum s (x - c)(x - c)^T + c m^T + m c^T + N c c^T, m = sum s (x - c):
+                # one rank-2 update c w^T + w c^T of the lower triangle, w = m + N c / 2
+                w = sums[j] + 0.5 * N[j] * c
+                syr2(1.0, c, w, a=grams[j].T, lower=0, overwrite_a=1)
+            _symmetrise_lower(grams[j])
+        if shifted:
+            sums += N[:, None] * c
         if not (np.all(np.isfinite(sums)) and np.all(np.isfinite(grams))):
             raise ValueError("The 'X' parameter must be finite. Got NaN or inf values (or "
                              "values whose squares overflow).")
         return SufficientStats(self.weight_sums, self.n_rows, sums, grams)
+
+
+def _symmetrise_lower(G, block=256):
+    """Copy the lower triangle of square ``G`` onto its upper triangle, in place."""
+    d = G.shape[0]
+    for a in range(0, d, block):
+        b = min(a + block, d)
+        tri = np.tril(G[a:b, a:b])
+        G[a:b, a:b] = tri + np.tril(tri, -1).T
+        G[a:b, b:] = G[b:, a:b].T
 
 
 def accumulate(X, cells, n_cells, sw, chunk_size, precision):

@@ -1,0 +1,116 @@
+"""The span of the rows: an exact ``r``-dimensional copy of a problem with ``n < d``.
+
+Every ridge fit of :mod:`lastlayer.solvers` (any cell weights, any alpha, any subset
+of the rows, with an unpenalised intercept) has its coefficients in the span of the
+centred rows ``x_i - c``, whatever the shift ``c``: the gradient of the objective in
+``W`` is a combination of the rows, and the intercept absorbs the shift. With an
+orthonormal basis ``Q`` (d, r) of that span, the problem on the coordinates
+``y_i = Q^T (x_i - c)`` is the same problem: the same fitted values, leverages,
+leave-one-out residuals and degrees of freedom, and ``W = Q W_r``,
+``b = b_r - W^T c``. When ``n < d`` this replaces every ``d x d`` factorisation of a
+fit by an ``r x r`` one (``r < n``).
+
+One eigendecomposition of the sample-weighted centred kernel
+``K = S^{1/2} X_c X_c^T S^{1/2}`` (``X_c = X - 1 c^T``, ``c`` the sample-weighted
+mean, ``S = diag(s)``) gives the basis without forming it:
+``Q = X_c^T S^{1/2} U diag(lam)^{-1/2}`` and, for a row with ``s_i > 0``,
+``y_i = s_i^{-1/2} U_i diag(lam)^{1/2}``. Its eigenvalues over ``sum s`` are the
+nonzero eigenvalues of the sample-weighted feature covariance.
+
+Cost: ``n^2 d`` for the kernel (in the features' dtype: float32 features give a
+float32 kernel, as the float32 Gram products of :mod:`lastlayer._core.stats`) and
+one ``n x n`` symmetric eigendecomposition in float64. Memory: one shifted copy of
+``X`` in its dtype while the kernel is formed, then ``O(n^2)``. No input checks.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import scipy.linalg
+
+from .stats import noise_tol
+
+__all__ = ["ROW_BLOCK", "RowSpace", "lift", "project", "row_space", "weighted_mean"]
+
+#: Rows per block when X is read in float64 (mean, lift, projection).
+ROW_BLOCK = 4096
+
+
+class RowSpace(NamedTuple):
+    """An orthonormal basis ``Q = (X - c)^T M`` of the span of the centred rows."""
+
+    X: np.ndarray       # (n, d) the rows (not copied)
+    shift: np.ndarray   # (d,) c, float64
+    M: np.ndarray       # (n, r) float64
+    coords: np.ndarray  # (n, r) float64, y_i = Q^T (x_i - c)
+    eigenvalues: np.ndarray  # (r,) of the sample-weighted centred kernel, descending
+
+    @property
+    def n_features(self):
+        return self.X.shape[1]
+
+
+def weighted_mean(X, s):
+    """``sum_i s_i x_i / sum_i s_i`` in float64, reading ``X`` in row blocks."""
+    total = np.zeros(X.shape[1])
+    for lo in range(0, X.shape[0], ROW_BLOCK):
+        total += s[lo:lo + ROW_BLOCK] @ np.asarray(X[lo:lo + ROW_BLOCK], dtype=np.float64)
+    return total / float(s.sum())
+
+
+def _kernel(Xs):
+    """``Xs Xs^T`` in float64 (the product in ``Xs``'s dtype, ``?syrk``)."""
+    syrk = scipy.linalg.blas.get_blas_funcs("syrk", dtype=Xs.dtype)
+    up = syrk(1.0, Xs, trans=0, lower=0)  # upper triangle of Xs Xs^T
+    K = np.triu(up).astype(np.float64)
+    K += np.triu(K, 1).T
+    return K
+
+
+def row_space(X, s):
+    """The span of the rows with positive sample weight, centred at their mean.
+
+    ``X`` (n, d) float32 or float64, ``s`` (n,) non-negative sample weights with a
+    positive sum. Directions with kernel eigenvalue at round-off level are dropped
+    (:func:`lastlayer._core.stats.noise_tol`), as the dual solver does.
+    """
+    n, d = X.shape
+    c = weighted_mean(X, s)
+    Xs = X - c.astype(X.dtype)
+    K = _kernel(Xs)
+    sq = np.sqrt(s)
+    lam, U = scipy.linalg.eigh(K * sq[:, None] * sq[None, :], check_finite=False,
+                               driver="evd")
+    keep = lam > noise_tol(max(n, d), max(float(lam[-1]), 0.0))
+    lam, U = lam[keep][::-1], U[:, keep][:, ::-1]
+    M = U * (sq[:, None] / np.sqrt(lam)[None, :])
+    pos = s > 0
+    coords = np.empty((n, lam.size))
+    coords[pos] = U[pos] * (np.sqrt(lam)[None, :] / sq[pos, None])
+    if not np.all(pos):
+        coords[~pos] = K[~pos] @ M
+    return RowSpace(X, c, M, coords, lam)
+
+
+def lift(space, W_r, b_r):
+    """``W = Q W_r`` (d, m) and ``b = b_r - W^T c`` from the coordinates' fit."""
+    a = space.M @ W_r  # (n, m): W = (X - c)^T a
+    X, c = space.X, space.shift
+    W = np.zeros((X.shape[1], a.shape[1]))
+    for lo in range(0, X.shape[0], ROW_BLOCK):
+        block = np.asarray(X[lo:lo + ROW_BLOCK], dtype=np.float64) - c
+        W += block.T @ a[lo:lo + ROW_BLOCK]
+    return W, b_r - W.T @ c
+
+
+def project(space, Z):
+    """Coordinates ``Q^T (z - c)`` of other rows ``Z`` (n_z, d) in the basis."""
+    X, c = space.X, space.shift
+    Zc = np.asarray(Z, dtype=np.float64) - c
+    out = np.zeros((Zc.shape[0], space.M.shape[1]))
+    for lo in range(0, X.shape[0], ROW_BLOCK):
+        block = np.asarray(X[lo:lo + ROW_BLOCK], dtype=np.float64) - c
+        out += (Zc @ block.T) @ space.M[lo:lo + ROW_BLOCK]
+    return out
