@@ -62,26 +62,42 @@ from _record import write_json
 PRIORS = np.array([0.45, 0.25, 0.15, 0.10, 0.05])
 DFR_C = (1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01)
 DFR_POWERS = (0.0, 0.5, 1.0)
-METHODS = ("lastlayer", "logreg_balanced", "ridge_balanced", "dfr_sweep", "gram_floor")
+METHODS = ("lastlayer", "logreg_balanced", "ridge_balanced", "dfr_sweep", "gram_floor",
+           "kernel_floor")
+
+
+def priors(n_classes):
+    """The five-class priors above for K = 5, else geometric with ratio 9 end to end."""
+    if n_classes == PRIORS.size:
+        return PRIORS
+    p = 9.0 ** (-np.arange(n_classes) / max(n_classes - 1, 1))
+    return p / p.sum()
 
 
 def make_data(n, d, mean_norm, seed, n_test_per_class=1000, spectrum="isotropic",
-              dtype=np.float64):
+              dtype=np.float64, n_classes=5):
     rng = np.random.default_rng(seed)
-    K = PRIORS.size
+    K = n_classes
     means = rng.normal(size=(K, d))
     means *= mean_norm / np.linalg.norm(means, axis=1, keepdims=True)
-    y = rng.choice(K, size=n, p=PRIORS)
-    X = means[y] + rng.standard_normal((n, d))
+    y = rng.choice(K, size=n, p=priors(K))
     y_test = np.repeat(np.arange(K), n_test_per_class)
-    X_test = means[y_test] + rng.standard_normal((y_test.size, d))
+
+    def rows(labels):  # float32 blocks: no n x d float64 array at large sizes
+        out = np.empty((labels.size, d), dtype=dtype)
+        for lo in range(0, labels.size, 4096):
+            lab = labels[lo:lo + 4096]
+            block = means[lab] + rng.standard_normal((lab.size, d))
+            out[lo:lo + 4096] = block @ M + 1.0 if M is not None else block
+        return out
+
+    M = None
     if spectrum == "powerlaw":
         s = 1.0 / np.arange(1, d + 1)
         s *= d / s.sum()
         R, _ = np.linalg.qr(rng.standard_normal((d, d)))
         M = R.T * np.sqrt(s)[None, :]  # x -> S^{1/2} R x, applied to rows: x M
-        X, X_test = X @ M + 1.0, X_test @ M + 1.0
-    return X.astype(dtype), y, X_test.astype(dtype), y_test
+    return rows(y), y, rows(y_test), y_test
 
 
 def worst_class_accuracy(pred, y):
@@ -150,7 +166,8 @@ def run_size(n, d, args, methods):
     from sklearn.linear_model import LogisticRegression, RidgeClassifier
 
     X, y, X_test, y_test = make_data(n, d, args.mean_norm, args.seed,
-                                     spectrum=args.spectrum, dtype=np.dtype(args.dtype))
+                                     spectrum=args.spectrum, dtype=np.dtype(args.dtype),
+                                     n_classes=args.classes)
     rows = []
 
     def row(method, med, runs, acc, note=""):
@@ -171,12 +188,28 @@ def run_size(n, d, args, methods):
         row("gram_floor", med, runs, None,
             f"X.T @ X in {X.dtype}: {n * d * d / med / 1e9:.0f} GFlop/s (n d^2 flops)")
 
+    if "kernel_floor" in methods:  # n < d: one n x n kernel and its eigendecomposition
+        import scipy.linalg
+        runs = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            scipy.linalg.eigh((X @ X.T).astype(np.float64), check_finite=False, driver="evd")
+            runs.append(time.perf_counter() - t0)
+        row("kernel_floor", statistics.median(runs), runs, None,
+            f"X @ X.T in {X.dtype} + float64 eigh of {n} x {n}")
+
     if "lastlayer" in methods:
-        med, runs, m = median_fit(
-            lambda: LastLayerClassifier(weighting="optimal", loss="square", alpha="auto"), X, y,
-            args.repeats, not args.no_warmup)
-        row("lastlayer", med, runs, worst_class_accuracy(m.predict(X_test), y_test),
-            f"alpha_={m.alpha_:.3g}, df_={m.df_:.1f}, statistics in {m.precision_}")
+        def make():
+            return LastLayerClassifier(weighting="optimal", alpha="auto", loss=args.loss)
+        med, runs, m = median_fit(make, X, y, args.repeats, not args.no_warmup)
+        peak = peak_memory(make, X, y) if args.memory else None
+        note = (f"alpha_={m.alpha_:.3g}, df_={m.df_:.1f}, statistics in {m.precision_}, "
+                f"BLAS threads {m.plan_['solve_threads']}")
+        if peak is not None:
+            note += f", peak {peak / 2**20:.0f} MiB = {peak / X.nbytes:.2f} x X"
+        row("lastlayer", med, runs, worst_class_accuracy(m.predict(X_test), y_test), note)
+        rows[-1]["peak_bytes"] = peak
+        rows[-1]["x_bytes"] = int(X.nbytes)
     if "logreg_balanced" in methods:
         med, runs, m = median_fit(
             lambda: LogisticRegression(class_weight="balanced",
@@ -203,7 +236,27 @@ def run_size(n, d, args, methods):
         for r in rows:
             r["ratio_to_logreg_balanced"] = r["median_s"] / ours["logreg_balanced"]
         print(f"  ratio lastlayer / logreg_balanced = {ratio:.3f}", flush=True)
+    floor = "kernel_floor" if n < d and "kernel_floor" in ours else "gram_floor"
+    if "lastlayer" in ours and floor in ours:
+        for r in rows:
+            r["ratio_to_floor"], r["floor"] = r["median_s"] / ours[floor], floor
+        print(f"  ratio lastlayer / {floor} = {ours['lastlayer'] / ours[floor]:.2f}",
+              flush=True)
     return rows
+
+
+def peak_memory(make, X, y):
+    """Peak bytes allocated through Python/NumPy during one fit (tracemalloc; BLAS
+    workspace is not counted)."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            make().fit(X, y)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def main(argv=None):
@@ -213,6 +266,13 @@ def main(argv=None):
     ap.add_argument("--d", type=int, nargs="+", default=[512, 2048],
                     help="feature dimensions (default 512 2048)")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--classes", type=int, default=5,
+                    help="number of classes (default 5: the priors above; else geometric "
+                         "priors with ratio 9 between the first and the last)")
+    ap.add_argument("--loss", choices=("square", "logistic"), default="square",
+                    help="loss of the lastlayer fit (default square)")
+    ap.add_argument("--memory", action="store_true",
+                    help="also trace one lastlayer fit's peak allocations (tracemalloc)")
     ap.add_argument("--repeats", type=int, default=3, help="runs per timing (median)")
     ap.add_argument("--mean-norm", type=float, default=2.0,
                     help="norm of each class mean (default 2)")
@@ -239,7 +299,7 @@ def main(argv=None):
     import scipy
     import sklearn
 
-    print(f"perf_fit: {PRIORS.size} classes, priors {PRIORS.tolist()}, {args.dtype} "
+    print(f"perf_fit: {args.classes} classes, priors {np.round(priors(args.classes), 4).tolist()[:8]}, {args.dtype} "
           f"{args.spectrum} features, repeats={args.repeats} (medians), threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
     rows = []
     for n in args.n:
@@ -248,14 +308,17 @@ def main(argv=None):
             rows.extend(run_size(n, d, args, args.methods))
 
     print()
-    print(f"{'n':>7} {'d':>5}  {'method':<16} {'time':>10} {'/ logreg':>9}  {'worst acc':>9}")
+    print(f"{'n':>7} {'d':>5}  {'method':<16} {'time':>10} {'/ logreg':>9} {'/ floor':>8}"
+          f"  {'worst acc':>9}")
     for r in rows:
         ratio = r.get("ratio_to_logreg_balanced")
         ratio = f"{ratio:9.3f}" if ratio is not None else f"{'-':>9}"
+        fl = r.get("ratio_to_floor")
+        fl = f"{fl:8.2f}" if fl is not None else f"{'-':>8}"
         acc = r["worst_class_accuracy"]
         acc = f"{acc:>9.3f}" if acc is not None else f"{'-':>9}"
-        print(f"{r['n']:>7} {r['d']:>5}  {r['method']:<16} {r['median_s']:>8.3f} s {ratio}  "
-              f"{acc}")
+        print(f"{r['n']:>7} {r['d']:>5}  {r['method']:<16} {r['median_s']:>8.3f} s {ratio} {fl}"
+              f"  {acc}")
 
     if args.out:
         record = {

@@ -60,12 +60,16 @@ def weighted_mean(X, s):
     return total / float(s.sum())
 
 
-def _kernel(Xs):
-    """``Xs Xs^T`` in float64 (the product in ``Xs``'s dtype, ``?syrk``)."""
+def _kernel(X, c):
+    """``(X - c)(X - c)^T`` in float64, the product in ``X``'s dtype (``?syrk``)."""
+    Xs = X - c.astype(X.dtype)
     syrk = scipy.linalg.blas.get_blas_funcs("syrk", dtype=Xs.dtype)
-    up = syrk(1.0, Xs, trans=0, lower=0)  # upper triangle of Xs Xs^T
-    K = np.triu(up).astype(np.float64)
-    K += np.triu(K, 1).T
+    up = syrk(1.0, Xs, trans=0, lower=0)  # upper triangle; the strict lower one is zero
+    del Xs
+    K = up.astype(np.float64)
+    del up
+    K += K.T
+    K[np.diag_indices_from(K)] *= 0.5
     return K
 
 
@@ -74,23 +78,28 @@ def row_space(X, s):
 
     ``X`` (n, d) float32 or float64, ``s`` (n,) non-negative sample weights with a
     positive sum. Directions with kernel eigenvalue at round-off level are dropped
-    (:func:`lastlayer._core.stats.noise_tol`), as the dual solver does.
+    (:func:`lastlayer._core.stats.noise_tol`), as the dual solver does. Memory: the
+    shifted copy of ``X`` while the kernel is formed, then about three ``n x n``
+    float64 arrays (the kernel, overwritten by the eigensolver, its eigenvectors and
+    the coordinates).
     """
     n, d = X.shape
     c = weighted_mean(X, s)
-    Xs = X - c.astype(X.dtype)
-    K = _kernel(Xs)
+    K = _kernel(X, c)
+    pos = s > 0
+    K_zero = K[~pos] if not np.all(pos) else None  # kernel rows of zero-weight rows
     sq = np.sqrt(s)
-    lam, U = scipy.linalg.eigh(K * sq[:, None] * sq[None, :], check_finite=False,
-                               driver="evd")
+    K *= sq[:, None]
+    K *= sq[None, :]
+    lam, U = scipy.linalg.eigh(K, check_finite=False, overwrite_a=True)
+    del K
     keep = lam > noise_tol(max(n, d), max(float(lam[-1]), 0.0))
     lam, U = lam[keep][::-1], U[:, keep][:, ::-1]
     M = U * (sq[:, None] / np.sqrt(lam)[None, :])
-    pos = s > 0
-    coords = np.empty((n, lam.size))
-    coords[pos] = U[pos] * (np.sqrt(lam)[None, :] / sq[pos, None])
-    if not np.all(pos):
-        coords[~pos] = K[~pos] @ M
+    coords = U * np.sqrt(lam)[None, :]
+    coords[pos] /= sq[pos, None]
+    if K_zero is not None:
+        coords[~pos] = K_zero @ M
     return RowSpace(X, c, M, coords, lam)
 
 

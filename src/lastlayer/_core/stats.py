@@ -163,14 +163,11 @@ class StatsAccumulator:
         return SufficientStats(self.weight_sums, self.n_rows, sums, grams)
 
 
-def _symmetrise_lower(G, block=256):
-    """Copy the lower triangle of square ``G`` onto its upper triangle, in place."""
-    d = G.shape[0]
-    for a in range(0, d, block):
-        b = min(a + block, d)
-        tri = np.tril(G[a:b, a:b])
-        G[a:b, a:b] = tri + np.tril(tri, -1).T
-        G[a:b, b:] = G[b:, a:b].T
+def _symmetrise_lower(G):
+    """Fill the upper triangle of square ``G`` from its lower one, in place (the
+    accumulators leave the strict upper triangle zero: ``G += G^T``, halve the diagonal)."""
+    G += G.T
+    G[np.diag_indices_from(G)] *= 0.5
 
 
 def accumulate(X, cells, n_cells, sw, chunk_size, precision):

@@ -1,0 +1,128 @@
+"""The faster kernels of issue 14 against the kernels they replace, on random problems.
+
+The row-space reduction (``n < d``: every fit in the span of the rows), the blocked
+in-memory leave-one-out from the statistics' eigendecomposition (``d <= n``) and the
+in-place finishing of the statistics change the arithmetic, not the result: each is
+compared here with the code it replaced (kept below, or still in the library as the
+general-purpose kernel) to 1e-8 relative.
+"""
+
+import numpy as np
+import pytest
+
+from lastlayer._core.loo import loo_partial, loo_path, loo_plan
+from lastlayer._core.ridge import ridge, ridge_dual, weighted_rows
+from lastlayer._core.rowspace import lift, project, row_space
+from lastlayer._core.stats import accumulate, centre_stats
+from lastlayer.paths import TwoUnitWeightPath
+
+
+def rel(a, b):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+def problem(seed, n, d, J=3, zero_weights=False):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * np.linspace(2.0, 0.1, d) + 3.0
+    cells = np.arange(n) % J
+    rng.shuffle(cells)
+    s = rng.uniform(0.5, 2.0, n)
+    if zero_weights:
+        s[:3] = 0.0
+    omega = rng.uniform(0.5, 3.0, J)
+    T = np.eye(J)
+    return X, cells, s, omega, T
+
+
+def old_finish(grams, sums, N, centre):
+    """StatsAccumulator.result before issue 14 (copies, np.tril, outer products)."""
+    grams = grams.copy()
+    for j in range(grams.shape[0]):
+        low = np.tril(grams[j])
+        grams[j] = low + np.tril(low, -1).T
+    if centre is not None:
+        c = centre.astype(np.float64)
+        cm = c[None, :, None] * sums[:, None, :]
+        grams = grams + cm + cm.transpose(0, 2, 1) + N[:, None, None] * np.outer(c, c)
+        sums = sums + N[:, None] * c
+    return sums, grams
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("zero_weights", [False, True])
+def test_row_space_ridge_equals_dual_ridge(seed, zero_weights):
+    """n < d: r-space statistics + Cholesky + lift == the n x n dual solver."""
+    n, d = 40 + seed, 70
+    X, cells, s, omega, T = problem(seed, n, d, zero_weights=zero_weights)
+    space = row_space(X, s)
+    assert space.coords.shape[1] <= n - 1
+    stats_r = accumulate(space.coords, cells, 3, s, 1000, "float64")
+    for alpha in (1e-6, 1e-3, 0.3):
+        old = ridge_dual(weighted_rows(X, cells, omega, T, s), 3, alpha)
+        new = ridge(stats_r, omega, alpha, T)
+        W, b = lift(space, new.coef, new.intercept)
+        assert rel(W, old.coef) < 1e-8
+        assert rel(b, old.intercept) < 1e-8
+        assert rel(new.cell_leverage, old.cell_leverage) < 1e-8
+        assert abs(new.df - old.df) < 1e-8 * old.df
+    # rows given later (validation) land on the same predictions
+    Z = np.random.default_rng(seed).normal(size=(5, d)) + 3.0
+    new = ridge(stats_r, omega, 1e-3, T)
+    W, b = lift(space, new.coef, new.intercept)
+    assert rel(project(space, Z) @ new.coef + new.intercept, Z @ W + b) < 1e-8
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_row_space_two_unit_path_equals_feature_space(seed):
+    n, d = 36, 60
+    X, cells, s, omega, T = problem(seed, n, d, J=2)
+    space = row_space(X, s)
+    stats_d = accumulate(X, cells, 2, s, 1000, "float64")
+    stats_r = accumulate(space.coords, cells, 2, s, 1000, "float64")
+    for alpha in (1e-4, 0.1):
+        old = TwoUnitWeightPath(stats_d, [0, 1], T, alpha)
+        new = TwoUnitWeightPath(stats_r, [0, 1], T, alpha)
+        for rho in (0.2, 1.0, 7.0):
+            assert rel(new.leverage(rho)[0], old.leverage(rho)[0]) < 1e-8
+            so, sn = old.solve(rho), new.solve(rho)
+            W, b = lift(space, sn.coef, sn.intercept)
+            assert rel(W, so.coef) < 1e-8 and rel(b, so.intercept) < 1e-8
+        r_old, _ = old.equal_share_ratio((0.5, 0.5))
+        r_new, _ = new.equal_share_ratio((0.5, 0.5))
+        assert abs(r_new - r_old) < 1e-8 * r_old
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("n", [60, 400])
+def test_blocked_loo_equals_loo_path(seed, n):
+    """d <= n: the blocked pass of the in-memory fit == the row-matrix loo_path."""
+    d = 25
+    X, cells, s, omega, T = problem(seed, n, d, zero_weights=True)
+    alphas = np.logspace(-6, 1, 15)
+    stats = accumulate(X, cells, 3, s, 1000, "float64")
+    rows = weighted_rows(X, cells, omega, T, s)
+    old = loo_path(rows, alphas, centre_stats(stats, omega, np.zeros((3, 1))).C)
+    plan, df = loo_plan(stats, omega, T, alphas, int(np.count_nonzero(s > 0)))
+    sq, bad = loo_partial(X, cells, s, plan)
+    new = np.where(bad, np.inf, sq / plan.V)
+    assert rel(new, old["loo_mse"]) < 1e-8
+    assert rel(df, old["df"]) < 1e-12
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_statistics_finished_in_place_equal_old_finish(precision):
+    rng = np.random.default_rng(5)
+    X = (rng.normal(size=(500, 40)) + 2.0).astype(precision)
+    cells, s = rng.integers(0, 4, 500), rng.uniform(0.0, 2.0, 500)
+    from lastlayer._core.stats import StatsAccumulator
+
+    acc = StatsAccumulator(4, 40, precision)
+    acc.add(X, cells, s)
+    raw_grams, raw_sums = acc.grams.copy(), acc.sums.copy()
+    centre = acc.centre if precision == "float32" else None
+    sums_old, grams_old = old_finish(raw_grams, raw_sums, acc.weight_sums, centre)
+    new = acc.result()
+    assert rel(new.grams, grams_old) < 1e-12
+    assert rel(new.sums, sums_old) < 1e-12
+    assert np.array_equal(new.grams, new.grams.transpose(0, 2, 1))
