@@ -243,6 +243,9 @@ def _fold_sizes(design, cv):
 LOGISTIC_SELECTION_FLOPS = 2e10
 #: Alphas on the grid of the cross-entropy alpha search (every third point).
 _LOGISTIC_GRID_STEP = 3
+#: The cross-entropy alpha search (from the largest alpha down) stops after the
+#: approximate leave-one-out error has risen at this many alphas in a row.
+_LOGISTIC_PATIENCE = 3
 
 
 def logistic_selection_flops(n, d, K):
@@ -656,7 +659,7 @@ def _logistic_alpha(params, design, plan, oracle, choice, row_w):
     return float(logistic_alpha_path(X, design.y_idx, K, row_w,
                                      choice.alphas[::_LOGISTIC_GRID_STEP],
                                      float(X.shape[0]), _LOGISTIC_MAX_ITER, _LOGISTIC_TOL,
-                                     "alo")[0])
+                                     "alo", patience=_LOGISTIC_PATIENCE)[0])
 
 
 def fit_layer(params, design, plan, oracle, choice):
