@@ -1,0 +1,579 @@
+"""Asymptotic per-class errors of weighted margin-loss classifiers (cross-entropy).
+
+Model (as for the square loss, theory.md sections 1 and 3): ``x | y = c ~ N(mu_c, I_d)``
+with labels ``y = +1`` (positive, usually the minority, prior ``pi_+``) and
+``y = -1``; ``n_c = pi_c n`` and ``d / n -> delta``. The fitted layer minimises
+
+    (1/n) sum_i omega_{y_i} l(y_i (w^T x_i + b)) + lambda ||w||^2
+
+with an unpenalised intercept ``b`` and a convex margin loss ``l``:
+``l(t) = log(1 + exp(-t))`` (binary cross-entropy, "logistic") or
+``l(t) = (1 - t)^2`` (the square loss with targets +1/-1, for which
+:func:`lastlayer.theory.binary_errors` is the closed form).
+
+The scalar fixed point (convex Gaussian min-max theorem; Thrampoulidis et al.,
+Deng-Kammoun-Thrampoulidis 2019, Kini et al. 2021, Stromberg-Thrampoulidis-Sankar
+2025 Theorem 1 for a general convex loss). With ``Delta = mu_+ - mu_-``,
+``D = ||Delta||^2`` and ``m_c = mu_c^T Delta`` the in-span weights are
+``w_par = alpha Delta`` and the noise component has norm ``sigma``; the margin of a
+class-c training point behaves like ``P_c = a_c + r G`` with ``G ~ N(0, 1)``,
+
+    a_+ = alpha m_+ + b,   a_- = -(alpha m_- + b),   r^2 = alpha^2 D + sigma^2.
+
+Let ``x_c = prox_{gamma omega_c l}(P_c)`` (the proximal point of the scaled loss) and
+``phi_c = omega_c l'(x_c) = (P_c - x_c) / gamma``. The four unknowns
+``(alpha, b, sigma, gamma)`` solve
+
+    (E1)  gamma^2 sum_c pi_c E[phi_c^2]                       = delta sigma^2
+    (E2)  pi_+ E[phi_+]                                        = pi_- E[phi_-]
+    (E3)  gamma sum_c pi_c E[omega_c l''(x_c) / (1 + gamma omega_c l''(x_c))]
+              + 2 lambda gamma                                 = delta
+    (E4)  alpha                                                = -gamma pi_+ E[phi_+] / delta
+
+(stationarity of the scalar min-max in tau, b, sigma and w_par; E3 uses Stein's lemma).
+The per-class test errors are ``e_c = Q(a_c / r)``. For the square loss ``2 gamma`` is
+the ``k`` of theory.md section 2 and E1-E4 are the closed form of section 3.
+
+Expectations over ``G`` use Gauss-Hermite quadrature; the proximal points use a
+safeguarded (bracketed) Newton iteration; the 4 x 4 system in
+``(log alpha, b, log sigma, log gamma)`` is solved by a damped Newton method (central-
+difference Jacobian, backtracking on the residual norm) started from the square-loss
+closed form, then Powell's hybrid method, then a continuation in ``delta``. A failure
+is reported (``RuntimeError``), never hidden.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+from scipy.optimize import brentq, minimize_scalar, root
+from scipy.special import expit
+from scipy.stats import norm
+
+from .._validation import check_int, check_real
+from ._binary import binary_errors, symmetric_means, weights_from_ratio
+
+__all__ = [
+    "MarginLossPrediction",
+    "SeparableDataError",
+    "ThresholdResult",
+    "margin_loss_errors",
+    "logistic_errors",
+    "separability_threshold",
+]
+
+LOSSES = ("logistic", "square")
+
+
+class SeparableDataError(ValueError):
+    """The ridgeless logistic minimiser does not exist: the data are separable."""
+
+
+# ----------------------------------------------------------------- quadrature
+@lru_cache(maxsize=8)
+def gauss_hermite(n_nodes):
+    """Nodes and weights with ``sum_j w_j f(z_j) ~ E f(G)``, ``G ~ N(0, 1)``."""
+    z, w = np.polynomial.hermite_e.hermegauss(int(n_nodes))
+    return z, w / math.sqrt(2.0 * math.pi)
+
+
+# ----------------------------------------------------------------- losses
+def loss_value(loss, t):
+    """The margin loss ``l(t)``."""
+    t = np.asarray(t, dtype=float)
+    if loss == "logistic":
+        return np.logaddexp(0.0, -t)
+    return (1.0 - t) ** 2
+
+
+def loss_derivatives(loss, t):
+    """``(l'(t), l''(t))``."""
+    t = np.asarray(t, dtype=float)
+    if loss == "logistic":
+        s = expit(-t)
+        return -s, s * (1.0 - s)
+    return -2.0 * (1.0 - t), np.full_like(t, 2.0)
+
+
+def prox(loss, p, c, *, tol=1e-13, max_iter=100):
+    """Proximal point ``argmin_x c l(x) + (x - p)^2 / 2`` (elementwise, ``c > 0``).
+
+    Square loss: closed form ``(p + 2c) / (1 + 2c)``. Logistic loss: the root of
+    ``h(x) = x - p - c sigmoid(-x)``, which is increasing (``h' = 1 + c l''(x) >= 1``),
+    convex for ``x < 0`` and concave for ``x > 0`` (``l''`` is even and decreasing in
+    ``|x|``). Newton started at ``x = 0`` therefore moves monotonically to the root: from
+    the right on the convex side when the root is ``<= 0`` (``h(0) = -p - c/2 >= 0``), from
+    the left on the concave side otherwise. It cannot overshoot or cycle. It stops when
+    ``|h| <= tol (1 + |p| + c)`` (the size of the terms of ``h``) or a step no longer
+    moves ``x`` by more than a few rounding units.
+
+    Raises
+    ------
+    RuntimeError
+        If the iteration has not met the tolerance after ``max_iter`` steps.
+    """
+    p = np.asarray(p, dtype=float)
+    c = np.broadcast_to(np.asarray(c, dtype=float), p.shape)
+    if loss == "square":
+        return (p + 2.0 * c) / (1.0 + 2.0 * c)
+    x = np.zeros_like(p)
+    scale = 1.0 + np.abs(p) + c
+    for _ in range(max_iter):
+        s = expit(-x)
+        h = x - p - c * s
+        step = h / (1.0 + c * s * (1.0 - s))
+        x = x - step
+        if np.all((np.abs(h) <= tol * scale) | (np.abs(step) <= 1e-15 * (1.0 + np.abs(x)))):
+            # one more (quadratically convergent) step polishes x to rounding level, so
+            # that the moments are smooth enough for finite-difference Jacobians
+            s = expit(-x)
+            return x - (x - p - c * s) / (1.0 + c * s * (1.0 - s))
+    raise RuntimeError("The logistic proximal Newton iteration did not converge.")
+
+
+# ----------------------------------------------------------------- results
+@dataclass(frozen=True)
+class MarginLossPrediction:
+    """Theory's prediction for a weighted margin-loss classifier on two Gaussian classes.
+
+    Attributes
+    ----------
+    error_pos, error_neg : float
+        Test error of the positive and negative class (``nan`` when separable).
+    worst_class_error, balanced_error : float
+        ``max`` and mean of the two.
+    loss : str
+        ``"logistic"`` or ``"square"``.
+    alpha : float
+        Scale of the in-span weights ``w_par = alpha (mu_+ - mu_-)``.
+    intercept : float
+        Asymptotic intercept ``b``.
+    sigma : float
+        Norm of the noise component of ``w`` (orthogonal to the means).
+    norm : float
+        ``r = ||w|| = sqrt(alpha^2 D + sigma^2)``.
+    gamma : float
+        Proximal parameter of the fixed point (``k / 2`` of theory.md section 2 for
+        the square loss).
+    margins : ndarray of shape (2,)
+        ``(a_+, a_-)``, the mean test margin of each class; ``e_c = Q(a_c / r)``.
+    separability_threshold : float
+        ``delta*`` (:func:`separability_threshold`) for these priors and means.
+    separable : bool
+        True when ``ridge == 0`` and ``delta >= delta*``: no minimiser exists (its norm
+        diverges, its direction tends to the max-margin classifier, which does not
+        depend on the weights); errors are ``nan`` then.
+    residual : float
+        Largest absolute residual of the scaled equations E1-E4 at the returned point.
+    n_nodes : int
+        Gauss-Hermite nodes used.
+    """
+
+    error_pos: float
+    error_neg: float
+    worst_class_error: float
+    balanced_error: float
+    loss: str
+    alpha: float
+    intercept: float
+    sigma: float
+    norm: float
+    gamma: float
+    margins: np.ndarray = field(repr=False)
+    separability_threshold: float
+    separable: bool
+    residual: float
+    n_nodes: int
+
+    def as_dict(self):
+        """JSON-ready dict of every field (``nan`` becomes ``None``)."""
+        out = {}
+        for key, value in self.__dict__.items():
+            if isinstance(value, np.ndarray):
+                out[key] = [None if not np.isfinite(v) else float(v) for v in value]
+            elif isinstance(value, (bool, str, int)) and not isinstance(value, float):
+                out[key] = value
+            else:
+                out[key] = None if not math.isfinite(value) else float(value)
+        return out
+
+    def _start(self):
+        return np.array([math.log(self.alpha), self.intercept, math.log(self.sigma),
+                         math.log(self.gamma)])
+
+
+@dataclass(frozen=True)
+class ThresholdResult:
+    """Result of :func:`separability_threshold` with ``details=True``.
+
+    ``cosine`` is the cosine between the max-margin direction at the threshold and
+    ``Delta`` and ``intercept`` its intercept (for ``||w|| = 1``).
+    """
+
+    threshold: float
+    cosine: float
+    intercept: float
+
+
+# ----------------------------------------------------------------- inputs
+def _means(mean_pos, mean_neg, mean_norm):
+    if mean_pos is None and mean_neg is None:
+        s = 1.0 if mean_norm is None else check_real(mean_norm, "mean_norm", 0.0, None)
+        mean_pos, mean_neg = symmetric_means(s)
+    elif mean_pos is None or mean_neg is None:
+        raise ValueError("Pass both 'mean_pos' and 'mean_neg', or neither.")
+    mu_p = np.asarray(mean_pos, dtype=float).ravel()
+    mu_n = np.asarray(mean_neg, dtype=float).ravel()
+    if mu_p.shape != mu_n.shape or not (np.all(np.isfinite(mu_p)) and np.all(np.isfinite(mu_n))):
+        raise ValueError("'mean_pos' and 'mean_neg' must be finite and of one length.")
+    return mu_p, mu_n
+
+
+def _weights(pi_pos, weights, weight_ratio):
+    if weights is not None and weight_ratio is not None:
+        raise ValueError("Pass either 'weights' or 'weight_ratio', not both.")
+    if weights is None:
+        rho = 1.0 if weight_ratio is None else check_real(
+            weight_ratio, "weight_ratio", 0.0, None, closed="neither")
+        return weights_from_ratio(pi_pos, rho)
+    omega = np.asarray(weights, dtype=float).ravel()
+    if omega.shape != (2,) or not np.all(np.isfinite(omega)) or np.any(omega <= 0):
+        raise ValueError(
+            "The 'weights' parameter must be two positive finite floats "
+            f"(omega_pos, omega_neg). Got {np.asarray(weights).tolist()!r} instead.")
+    return omega
+
+
+# ----------------------------------------------------------------- separability
+def _sq_hinge_moment(t):
+    """``f(t) = E[(t - G)_+^2] = (1 + t^2) Phi(t) + t phi(t)``."""
+    return (1.0 + t * t) * norm.cdf(t) + t * norm.pdf(t)
+
+
+def separability_threshold(minority_prior, *, mean_norm=None, mean_pos=None, mean_neg=None,
+                           details=False):
+    """Ratio ``delta* = d / n`` above which the two Gaussian classes are separable.
+
+    By Gordon's comparison (as in Candes-Sur 2020 and Deng-Kammoun-Thrampoulidis 2019,
+    here with an intercept and two possibly asymmetric means), the training set is
+    linearly separable with high probability iff ``delta > delta*`` with
+
+        delta* = min_{0 <= c < 1, b}  [ pi_+ f(-(c m_+ / sqrt(D) + b))
+                                        + pi_- f(c m_- / sqrt(D) + b) ] / (1 - c^2),
+
+    ``f(t) = E[(t - G)_+^2]``, ``m_c = mu_c^T Delta``, ``D = ||Delta||^2`` (``c`` is the
+    cosine between ``w`` and ``Delta``). The loss weights play no part: separability is
+    a property of the sample. ``delta* <= 1/2`` (Cover's bound, reached for ``mu = 0``
+    and balanced priors) and it decreases with the mean separation and the imbalance.
+    For ``ridge = 0`` the weighted logistic minimiser exists iff ``delta < delta*``.
+
+    The objective is a ratio of a convex function and a positive concave one, hence
+    quasi-convex; it is minimised by nested bounded Brent searches (``b`` inside ``c``).
+
+    Returns
+    -------
+    float, or :class:`ThresholdResult` when ``details=True``.
+    """
+    pi_pos = check_real(minority_prior, "minority_prior", 0.0, 1.0, closed="neither")
+    mu_p, mu_n = _means(mean_pos, mean_neg, mean_norm)
+    dvec = mu_p - mu_n
+    D = float(dvec @ dvec)
+    sD = math.sqrt(D)
+    mp = float(mu_p @ dvec) / sD if D > 0 else 0.0
+    mn = float(mu_n @ dvec) / sD if D > 0 else 0.0
+    pi_neg = 1.0 - pi_pos
+
+    def numerator(c, b):
+        return pi_pos * _sq_hinge_moment(-(c * mp + b)) + pi_neg * _sq_hinge_moment(c * mn + b)
+
+    def best_b(c):
+        # convex in b; the minimiser lies where the two (monotone) terms balance
+        res = minimize_scalar(lambda b: numerator(c, b), bracket=(-1.0, 1.0),
+                              method="brent", options={"xtol": 1e-12})
+        return res.x, res.fun
+
+    def ratio(c):
+        return best_b(c)[1] / (1.0 - c * c)
+
+    if D == 0.0:
+        c = 0.0
+    else:
+        res = minimize_scalar(ratio, bounds=(0.0, 1.0 - 1e-9), method="bounded",
+                              options={"xatol": 1e-11})
+        c = float(res.x) if res.fun <= ratio(0.0) else 0.0
+    b, val = best_b(c)
+    delta_star = float(val / (1.0 - c * c))
+    if details:
+        return ThresholdResult(delta_star, float(c), float(b))
+    return delta_star
+
+
+# ----------------------------------------------------------------- fixed point
+class _System:
+    """The scaled equations E1-E4 in ``theta = (log alpha, b, log sigma, log gamma)``."""
+
+    def __init__(self, loss, pi, omega, delta, lam, mu_p, mu_n, n_nodes):
+        self.loss = loss
+        self.pi = pi
+        self.omega = omega
+        self.delta = delta
+        self.lam = lam
+        dvec = mu_p - mu_n
+        self.D = float(dvec @ dvec)
+        self.m = np.array([float(mu_p @ dvec), float(mu_n @ dvec)])
+        self.z, self.wq = gauss_hermite(n_nodes)
+
+    def unpack(self, theta):
+        la, b, ls, lg = (float(v) for v in theta)
+        return math.exp(la), b, math.exp(ls), math.exp(lg)
+
+    def margins(self, alpha, b):
+        return np.array([alpha * self.m[0] + b, -(alpha * self.m[1] + b)])
+
+    def moments(self, theta):
+        alpha, b, sigma, gamma = self.unpack(theta)
+        a = self.margins(alpha, b)
+        r = math.sqrt(alpha * alpha * self.D + sigma * sigma)
+        P = a[:, None] + r * self.z[None, :]          # (2, nodes)
+        c = gamma * self.omega[:, None]
+        x = prox(self.loss, P, c)
+        phi = (P - x) / gamma
+        _, d2 = loss_derivatives(self.loss, x)
+        q = c * d2
+        e_phi = (phi @ self.wq)
+        e_phi2 = (phi * phi) @ self.wq
+        e_curv = (self.omega[:, None] * d2 / (1.0 + q)) @ self.wq
+        return alpha, b, sigma, gamma, a, r, e_phi, e_phi2, e_curv
+
+    def residual(self, theta):
+        try:
+            alpha, b, sigma, gamma, a, r, e_phi, e_phi2, e_curv = self.moments(theta)
+        except (OverflowError, RuntimeError, FloatingPointError, ValueError):
+            return np.full(4, 1e6)
+        la, ls = float(theta[0]), float(theta[2])
+        pi = self.pi
+        s1 = gamma * gamma * float(pi @ e_phi2)
+        r1 = math.log(s1) - math.log(self.delta) - 2.0 * ls if s1 > 0 else 1e6
+        scale = float(pi @ np.abs(e_phi)) + 1e-300
+        r2 = (pi[0] * e_phi[0] - pi[1] * e_phi[1]) / scale
+        s3 = gamma * float(pi @ e_curv) + 2.0 * self.lam * gamma
+        r3 = math.log(s3) - math.log(self.delta)
+        s4 = -gamma * pi[0] * e_phi[0] / self.delta
+        r4 = math.log(s4) - la if s4 > 0 else 1e6 * (1.0 - s4)
+        return np.array([r1, r2, r3, r4])
+
+
+def _square_start(pi_pos, delta, omega, lam, mu_p, mu_n):
+    """``theta`` of the square-loss closed form (the documented starting point)."""
+    pred = binary_errors(pi_pos, delta, weights=omega, ridge=lam, mean_pos=mu_p, mean_neg=mu_n)
+    alpha = max(pred.alpha, 1e-3)
+    gamma = pred.k / 2.0 if math.isfinite(pred.k) else 1.0
+    sigma = pred.sigma if math.isfinite(pred.sigma) and pred.sigma > 0 else 1.0
+    return np.array([math.log(alpha), pred.intercept, math.log(sigma), math.log(gamma)])
+
+
+def _jacobian(system, theta, h=1e-6):
+    """Central-difference Jacobian of the residual (4 x 4)."""
+    J = np.empty((4, 4))
+    for j in range(4):
+        e = np.zeros(4)
+        e[j] = h
+        J[:, j] = (system.residual(theta + e) - system.residual(theta - e)) / (2.0 * h)
+    return J
+
+
+def _damped_newton(system, theta, tol, max_iter=60, max_step=2.0):
+    """Newton on E1-E4 with a central-difference Jacobian, steps capped at ``max_step``
+    (a factor ``e^2`` in alpha, sigma, gamma) and halved until ``||R||`` decreases."""
+    r = system.residual(theta)
+    f = float(np.linalg.norm(r))
+    for _ in range(max_iter):
+        if np.max(np.abs(r)) <= tol:
+            break
+        J = _jacobian(system, theta)
+        if not np.all(np.isfinite(J)):
+            break
+        try:
+            step = np.linalg.solve(J, -r)
+        except np.linalg.LinAlgError:
+            try:
+                step = np.linalg.lstsq(J, -r, rcond=None)[0]
+            except np.linalg.LinAlgError:
+                break
+        big = float(np.max(np.abs(step)))
+        if not np.isfinite(big):
+            break
+        if big > max_step:
+            step *= max_step / big
+        t = 1.0
+        while t > 1e-8:
+            trial = theta + t * step
+            rt = system.residual(trial)
+            ft = float(np.linalg.norm(rt))
+            if ft < (1.0 - 1e-4 * t) * f:
+                theta, r, f = trial, rt, ft
+                break
+            t *= 0.5
+        else:
+            break
+    return theta, float(np.max(np.abs(r)))
+
+
+def _solve(system, start, tol):
+    """Damped Newton from ``start``, then Powell's hybrid method as a second try."""
+    theta, res = _damped_newton(system, np.asarray(start, dtype=float), tol)
+    if res <= tol:
+        return theta, res, True
+    sol = root(system.residual, start, method="hybr",
+               options={"xtol": 1e-13, "maxfev": 4000, "factor": 0.1})
+    res2 = float(np.max(np.abs(system.residual(sol.x))))
+    if res2 < res:
+        theta, res = sol.x, res2
+    return theta, res, res <= tol
+
+
+def margin_loss_errors(minority_prior, dim_ratio, weights=None, *, weight_ratio=None,
+                       ridge=0.0, loss="logistic", mean_pos=None, mean_neg=None,
+                       mean_norm=None, n_nodes=201, on_separable="raise", start=None,
+                       tol=1e-9):
+    """Predict the per-class test errors of a weighted margin-loss linear classifier.
+
+    The classifier minimises ``(1/n) sum_i omega_{y_i} l(y_i (w^T x_i + b))
+    + lambda ||w||^2`` (unpenalised intercept ``b``) with ``l(t) = log(1 + exp(-t))``
+    (``loss="logistic"``, binary cross-entropy) or ``l(t) = (1 - t)^2``
+    (``loss="square"``: the same fit as :func:`lastlayer.theory.binary_errors`, which
+    is its closed form), in the limit ``n, d -> inf``, ``d / n -> delta``; see the
+    module docstring for the fixed point E1-E4 that is solved.
+
+    Parameters
+    ----------
+    minority_prior : float in (0, 1)
+        Prior ``pi_+`` of the positive class.
+    dim_ratio : float > 0
+        ``delta = d / n``.
+    weights : array-like of shape (2,), optional
+        Loss weights ``(omega_+, omega_-)`` exactly as in the objective (their scale
+        matters only when ``ridge > 0``).
+    weight_ratio : float > 0, optional
+        Alternative to ``weights``: ``rho = omega_+ / omega_-`` normalised by
+        :func:`lastlayer.theory.weights_from_ratio` (mean weight one). Default 1.
+    ridge : float >= 0, default=0
+        ``lambda``.
+    loss : {"logistic", "square"}, default="logistic"
+    mean_pos, mean_neg : array-like, optional
+        Class means (any common length, ``mean_pos != mean_neg``). Default: antipodal
+        means of norm ``mean_norm`` (default 1).
+    n_nodes : int in [8, 300], default=201
+        Gauss-Hermite nodes for the expectations over ``G``. The integrands vary on a
+        scale ``~ 1 / r`` in ``G``, and ``r = ||w||`` grows without bound as ``delta``
+        approaches the separability threshold without ridge; 121 nodes leave relative
+        errors near ``1e-4`` at ``0.9 delta*`` (enough to stall the solver), 201 do not.
+    on_separable : {"raise", "flag"}, default="raise"
+        Logistic loss, ``ridge == 0`` and ``delta >= delta*``
+        (:func:`separability_threshold`): the data are separable, the minimiser does
+        not exist (its norm diverges and its direction tends to the max-margin
+        classifier, where the weights stop mattering). ``"raise"`` raises
+        :class:`SeparableDataError`; ``"flag"`` returns a prediction with
+        ``separable=True`` and ``nan`` errors.
+    start : array-like of shape (4,), optional
+        Starting ``(log alpha, b, log sigma, log gamma)``. Default: the square-loss
+        closed form for the same problem (which is the exact answer for
+        ``loss="square"``, so the solver is started away from it there: at
+        ``alpha``, ``sigma``, ``gamma`` times 2 and ``b + 0.1``).
+    tol : float, default=1e-9
+        Largest accepted residual of the scaled equations.
+
+    Returns
+    -------
+    MarginLossPrediction
+
+    Raises
+    ------
+    SeparableDataError
+        See ``on_separable``.
+    RuntimeError
+        When neither the direct solve nor the continuation in ``delta`` (12
+        geometric steps from ``delta / 20``; without ridge 16 steps geometric in the
+        distance ``delta* - delta`` to the separability threshold) reaches ``tol``.
+        Without ridge this happens close to the threshold (in a sweep over
+        pi_+ in {0.05, 0.1, 0.2, 0.3, 0.5}, ||mu|| in {0.5, 1, 1.5, 2.5}, rho in
+        {0.1, 1, 7, 50, 1000} and delta / delta* in {0.1, 0.5, 0.9, 0.97}: 30 of 400
+        failed, all at delta / delta* >= 0.9; with ridge in {0.01, 0.1, 1} and delta up
+        to 3 all 1500 converged), where the norm of the minimiser diverges.
+    """
+    pi_pos = check_real(minority_prior, "minority_prior", 0.0, 1.0, closed="neither")
+    delta = check_real(dim_ratio, "dim_ratio", 0.0, None, closed="neither")
+    lam = check_real(ridge, "ridge", 0.0, None)
+    if loss not in LOSSES:
+        raise ValueError(f"The 'loss' parameter must be one of {LOSSES}. Got {loss!r}.")
+    if on_separable not in ("raise", "flag"):
+        raise ValueError(
+            f"The 'on_separable' parameter must be 'raise' or 'flag'. Got {on_separable!r}.")
+    n_nodes = check_int(n_nodes, "n_nodes", 8, 300)
+    omega = _weights(pi_pos, weights, weight_ratio)
+    mu_p, mu_n = _means(mean_pos, mean_neg, mean_norm)
+    dvec = mu_p - mu_n
+    if float(dvec @ dvec) == 0.0:
+        raise ValueError("The class means coincide: every classifier has error 1/2 "
+                         "on one class at least; the fixed point is degenerate.")
+    pi = np.array([pi_pos, 1.0 - pi_pos])
+    thr = separability_threshold(pi_pos, mean_pos=mu_p, mean_neg=mu_n)
+    nan = float("nan")
+    if loss == "logistic" and lam == 0.0 and delta >= thr:
+        if on_separable == "raise":
+            raise SeparableDataError(
+                f"d/n = {delta:g} is at or above the separability threshold {thr:.4g} for "
+                f"pi_+ = {pi_pos:g} and these means: without ridge the weighted logistic "
+                "minimiser does not exist (||w|| diverges; gradient descent tends to the "
+                "max-margin direction, which does not depend on the weights). Use ridge > 0.")
+        return MarginLossPrediction(nan, nan, nan, nan, loss, math.inf, nan, math.inf, math.inf,
+                                    math.inf, np.array([nan, nan]), thr, True, nan, n_nodes)
+    if loss == "square" and lam == 0.0 and delta >= 1.0:
+        raise ValueError("The square-loss fixed point needs ridge > 0 when d/n >= 1; "
+                         "use lastlayer.theory.binary_errors for the interpolation limit.")
+
+    system = _System(loss, pi, omega, delta, lam, mu_p, mu_n, n_nodes)
+    if start is None:
+        theta0 = _square_start(pi_pos, delta, omega, lam, mu_p, mu_n)
+        if loss == "square":
+            theta0 = theta0 + np.array([math.log(2.0), 0.1, math.log(2.0), math.log(2.0)])
+    else:
+        theta0 = np.asarray(start, dtype=float).ravel()
+        if theta0.shape != (4,) or not np.all(np.isfinite(theta0)):
+            raise ValueError("'start' must be four finite floats.")
+    theta, res, ok = _solve(system, theta0, tol)
+    if not ok:
+        # Continuation: from delta / 20 (close to the population problem, where the
+        # square-loss start is good) up to delta, warm-starting each step.
+        path = delta * np.geomspace(0.05, 1.0, 12)
+        if loss == "logistic" and lam == 0.0:
+            # the solution's norm grows like 1 / (delta* - delta): steps geometric in
+            # the distance to the threshold, denser near it
+            path = thr - np.geomspace(thr - path[0], thr - delta, 16)
+        th = _square_start(pi_pos, path[0], omega, lam, mu_p, mu_n)
+        for dj in path:
+            sub = _System(loss, pi, omega, float(dj), lam, mu_p, mu_n, n_nodes)
+            th, res, ok = _solve(sub, th, tol)
+        theta = th
+    if not ok:
+        raise RuntimeError(
+            f"The {loss} fixed point did not converge (residual {res:.3g} > tol {tol:g}) for "
+            f"pi_+={pi_pos:g}, delta={delta:g}, ridge={lam:g}, weights={omega.tolist()}"
+            + (f"; the separability threshold is {thr:.4g}" if loss == "logistic" else "")
+            + ". Close to the threshold the solution's norm diverges; try ridge > 0.")
+    alpha, b, sigma, gamma, a, r, *_ = system.moments(theta)
+    e = norm.sf(a / r)
+    return MarginLossPrediction(
+        error_pos=float(e[0]), error_neg=float(e[1]), worst_class_error=float(e.max()),
+        balanced_error=float(e.mean()), loss=loss, alpha=alpha, intercept=b, sigma=sigma,
+        norm=r, gamma=gamma, margins=a, separability_threshold=thr, separable=False,
+        residual=res, n_nodes=n_nodes)
+
+
+def logistic_errors(minority_prior, dim_ratio, weights=None, **kwargs):
+    """:func:`margin_loss_errors` with ``loss="logistic"`` (weighted cross-entropy)."""
+    kwargs.pop("loss", None)
+    return margin_loss_errors(minority_prior, dim_ratio, weights, loss="logistic", **kwargs)
