@@ -50,22 +50,30 @@ from functools import lru_cache
 
 import numpy as np
 from scipy.optimize import brentq, minimize_scalar, root
-from scipy.special import expit
+from scipy.special import expit, ndtr
 from scipy.stats import norm
 
 from .._validation import check_int, check_real
 from ._binary import binary_errors, symmetric_means, weights_from_ratio
 
 __all__ = [
+    "LogisticWeights",
     "MarginLossPrediction",
     "SeparableDataError",
     "ThresholdResult",
-    "margin_loss_errors",
+    "equalizing_ratio",
+    "estimate_mean_norm",
+    "logistic_class_weights",
     "logistic_errors",
+    "margin_loss_errors",
+    "optimal_ratio",
     "separability_threshold",
+    "simulate_logistic",
+    "sklearn_C",
 ]
 
 LOSSES = ("logistic", "square")
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
 
 
 class SeparableDataError(ValueError):
@@ -250,7 +258,7 @@ def _weights(pi_pos, weights, weight_ratio):
 # ----------------------------------------------------------------- separability
 def _sq_hinge_moment(t):
     """``f(t) = E[(t - G)_+^2] = (1 + t^2) Phi(t) + t phi(t)``."""
-    return (1.0 + t * t) * norm.cdf(t) + t * norm.pdf(t)
+    return (1.0 + t * t) * ndtr(t) + t * math.exp(-0.5 * t * t) / _SQRT_2PI
 
 
 def separability_threshold(minority_prior, *, mean_norm=None, mean_pos=None, mean_neg=None,
@@ -284,6 +292,12 @@ def separability_threshold(minority_prior, *, mean_norm=None, mean_pos=None, mea
     sD = math.sqrt(D)
     mp = float(mu_p @ dvec) / sD if D > 0 else 0.0
     mn = float(mu_n @ dvec) / sD if D > 0 else 0.0
+    res = _threshold(pi_pos, mp, mn)
+    return res if details else res.threshold
+
+
+@lru_cache(maxsize=256)
+def _threshold(pi_pos, mp, mn):
     pi_neg = 1.0 - pi_pos
 
     def numerator(c, b):
@@ -298,17 +312,14 @@ def separability_threshold(minority_prior, *, mean_norm=None, mean_pos=None, mea
     def ratio(c):
         return best_b(c)[1] / (1.0 - c * c)
 
-    if D == 0.0:
+    if mp == mn:
         c = 0.0
     else:
         res = minimize_scalar(ratio, bounds=(0.0, 1.0 - 1e-9), method="bounded",
                               options={"xatol": 1e-11})
         c = float(res.x) if res.fun <= ratio(0.0) else 0.0
     b, val = best_b(c)
-    delta_star = float(val / (1.0 - c * c))
-    if details:
-        return ThresholdResult(delta_star, float(c), float(b))
-    return delta_star
+    return ThresholdResult(float(val / (1.0 - c * c)), float(c), float(b))
 
 
 # ----------------------------------------------------------------- fixed point
@@ -577,3 +588,298 @@ def logistic_errors(minority_prior, dim_ratio, weights=None, **kwargs):
     """:func:`margin_loss_errors` with ``loss="logistic"`` (weighted cross-entropy)."""
     kwargs.pop("loss", None)
     return margin_loss_errors(minority_prior, dim_ratio, weights, loss="logistic", **kwargs)
+
+
+# ----------------------------------------------------------------- simulation
+def sklearn_C(ridge, n):
+    """scikit-learn's ``C`` for the objective of :func:`margin_loss_errors`.
+
+    ``(1/n) sum_i omega_i l_i + lambda ||w||^2`` times ``1 / (2 lambda)`` is
+    ``C sum_i omega_i l_i + ||w||^2 / 2`` with ``C = 1 / (2 n lambda)`` (sklearn's
+    ``LogisticRegression`` objective with ``sample_weight = omega``, intercept
+    unpenalised with the lbfgs solver); ``lambda = 0`` is ``C = inf`` (no penalty).
+    """
+    lam = check_real(ridge, "ridge", 0.0, None)
+    return math.inf if lam == 0.0 else 1.0 / (2.0 * int(n) * lam)
+
+
+def simulate_logistic(minority_prior, dim_ratio, weights, *, ridge=0.0, n=1500,
+                      mean_pos=None, mean_neg=None, mean_norm=1.0, repeats=20, seed=0,
+                      tol=1e-10, max_iter=20000):
+    """Monte Carlo reference: weighted logistic regression fitted by scikit-learn.
+
+    Samples ``x | c ~ N(mu_c, I_d)`` (``d = round(dim_ratio n)``, class counts as in
+    :func:`lastlayer.theory.simulate_binary`), fits
+    ``sklearn.linear_model.LogisticRegression(C=sklearn_C(ridge, n), tol=tol,
+    solver="lbfgs")`` with ``sample_weight = omega_{y_i}`` (exactly the objective of
+    :func:`margin_loss_errors`) and returns the exact Gaussian test errors of the fitted
+    ``(w, b)``: ``e_+ = Q((w^T mu_+ + b) / ||w||)``, ``e_- = Q(-(w^T mu_- + b) / ||w||)``.
+    Repeat ``r`` uses the r-th stream spawned from ``numpy.random.default_rng(seed)``.
+
+    Returns
+    -------
+    SimulationResult with columns (positive, negative).
+    """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    from ._simulate import SimulationResult, _class_counts
+
+    pi_pos = check_real(minority_prior, "minority_prior", 0.0, 1.0, closed="neither")
+    delta = check_real(dim_ratio, "dim_ratio", 0.0, None, closed="neither")
+    lam = check_real(ridge, "ridge", 0.0, None)
+    n = check_int(n, "n", 4)
+    repeats = check_int(repeats, "repeats", 1)
+    d = max(1, int(round(delta * n)))
+    mp, mn = _means(mean_pos, mean_neg, mean_norm)
+    mu = np.zeros((2, max(d, mp.size)))
+    mu[0, : mp.size] = mp
+    mu[1, : mn.size] = mn
+    mu = mu[:, :d] if mp.size <= d else mu
+    n_pos, n_neg = _class_counts([pi_pos, 1 - pi_pos], n)
+    y = np.r_[np.zeros(n_pos, int), np.ones(n_neg, int)]
+    labels = np.where(y == 0, 1, -1)
+    s = np.asarray(weights, float)[y]
+    rngs = np.random.default_rng(seed).spawn(repeats)
+    errors = np.empty((repeats, 2))
+    for r, rng in enumerate(rngs):
+        X = mu[y] + rng.standard_normal((y.size, mu.shape[1]))
+        clf = LogisticRegression(C=sklearn_C(lam, n), tol=tol, max_iter=max_iter)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            clf.fit(X, labels, sample_weight=s)
+        w = clf.coef_[0]
+        b = float(clf.intercept_[0])
+        if clf.classes_[1] != 1:  # pragma: no cover - classes_ is sorted: (-1, 1)
+            w, b = -w, -b
+        nw = float(np.linalg.norm(w))
+        errors[r, 0] = norm.sf((mu[0] @ w + b) / nw)
+        errors[r, 1] = norm.sf(-(mu[1] @ w + b) / nw)
+    return SimulationResult.from_errors(errors)
+
+
+# ----------------------------------------------------------------- optimal weights
+def _errors_at(pi, delta, rho, lam, mu_p, mu_n, loss, start=None):
+    return margin_loss_errors(pi, delta, weight_ratio=rho, ridge=lam, loss=loss,
+                              mean_pos=mu_p, mean_neg=mu_n, start=start)
+
+
+def _ratio_scan(pi, delta, lam, mu_p, mu_n, loss, bounds, n_grid):
+    """Predictions along a log-spaced grid of ratios, warm-started along the grid.
+
+    Ratios whose fixed point fails to converge are skipped (``None``)."""
+    grid = np.geomspace(bounds[0], bounds[1], n_grid)
+    preds = []
+    prev = None
+    for rho in grid:
+        try:
+            p = _errors_at(pi, delta, float(rho), lam, mu_p, mu_n, loss,
+                           None if prev is None else prev._start())
+        except RuntimeError:
+            try:
+                p = _errors_at(pi, delta, float(rho), lam, mu_p, mu_n, loss)
+            except RuntimeError:
+                p = None
+        preds.append(p)
+        prev = p if p is not None else prev
+    return grid, preds
+
+
+def equalizing_ratio(minority_prior, dim_ratio, *, ridge=0.0, loss="logistic",
+                     mean_norm=None, mean_pos=None, mean_neg=None, bounds=(1e-3, 1e4)):
+    """Weight ratio ``rho = omega_+ / omega_-`` at which the two class errors are equal.
+
+    Weights are ``weights_from_ratio(pi_+, rho)`` (mean one). ``e_+ - e_-`` is scanned on
+    a log grid over ``bounds`` (41 points) and the first sign change refined by Brent's
+    method on ``log rho``. Returns ``math.inf`` (``0.0``) when ``e_+ > e_-`` (``<``) on
+    the whole range (no finite equalising ratio there), and raises
+    :class:`SeparableDataError` in the separable regime (``ridge == 0``,
+    ``delta >= delta*``), where the weights have no effect.
+    """
+    pi = check_real(minority_prior, "minority_prior", 0.0, 1.0, closed="neither")
+    mu_p, mu_n = _means(mean_pos, mean_neg, mean_norm)
+    grid, preds = _ratio_scan(pi, dim_ratio, ridge, mu_p, mu_n, loss, bounds, 41)
+    diff = [None if p is None else p.error_pos - p.error_neg for p in preds]
+    ok = [i for i, v in enumerate(diff) if v is not None]
+    if not ok:
+        raise RuntimeError("The fixed point failed at every ratio of the scan.")
+    for i, j in zip(ok[:-1], ok[1:]):
+        if diff[i] == 0.0:
+            return float(grid[i])
+        if diff[i] * diff[j] < 0:
+            start = {"v": preds[i]._start()}
+
+            def f(u):
+                p = _errors_at(pi, dim_ratio, math.exp(u), ridge, mu_p, mu_n, loss,
+                               start["v"])
+                start["v"] = p._start()
+                return p.error_pos - p.error_neg
+
+            u = brentq(f, math.log(grid[i]), math.log(grid[j]), xtol=1e-10, rtol=1e-12)
+            return math.exp(u)
+    return math.inf if diff[ok[-1]] > 0 else 0.0
+
+
+def optimal_ratio(minority_prior, dim_ratio, *, ridge=0.0, loss="logistic",
+                  objective="worst", mean_norm=None, mean_pos=None, mean_neg=None,
+                  bounds=(1e-3, 1e4)):
+    """Ratio minimising the theory's worst-class (``"worst"``) or balanced error.
+
+    Log grid of 41 ratios over ``bounds``, then bounded Brent on ``log rho`` between
+    the grid neighbours of the best point. Returns a dict with ``weight_ratio``,
+    ``error``, ``prediction`` and ``at_bound`` (optimum at an end of ``bounds``).
+    """
+    if objective not in ("worst", "balanced"):
+        raise ValueError(
+            f"The 'objective' parameter must be one of 'worst', 'balanced'. Got {objective!r}.")
+    key = "worst_class_error" if objective == "worst" else "balanced_error"
+    pi = check_real(minority_prior, "minority_prior", 0.0, 1.0, closed="neither")
+    mu_p, mu_n = _means(mean_pos, mean_neg, mean_norm)
+    grid, preds = _ratio_scan(pi, dim_ratio, ridge, mu_p, mu_n, loss, bounds, 41)
+    vals = np.array([math.inf if p is None else getattr(p, key) for p in preds])
+    i = int(np.argmin(vals))
+    if not np.isfinite(vals[i]):
+        raise RuntimeError("The fixed point failed at every ratio of the scan.")
+    lo, hi = math.log(grid[max(i - 1, 0)]), math.log(grid[min(i + 1, grid.size - 1)])
+
+    def f(u):
+        try:
+            return getattr(_errors_at(pi, dim_ratio, math.exp(u), ridge, mu_p, mu_n, loss,
+                                      preds[i]._start()), key)
+        except RuntimeError:
+            return math.inf
+
+    res = minimize_scalar(f, bounds=(lo, hi), method="bounded", options={"xatol": 1e-7})
+    u = float(res.x) if res.fun <= vals[i] else math.log(grid[i])
+    pred = _errors_at(pi, dim_ratio, math.exp(u), ridge, mu_p, mu_n, loss, preds[i]._start())
+    L, H = math.log(bounds[0]), math.log(bounds[1])
+    return {"weight_ratio": math.exp(u), "error": getattr(pred, key), "prediction": pred,
+            "at_bound": bool(u - L < 0.05 or H - u < 0.05)}
+
+
+# ----------------------------------------------------------------- data-driven inputs
+def estimate_mean_norm(X, y, positive=None):
+    """Debiased estimate of ``||mu||`` (half the distance between two class means).
+
+    For ``x | c ~ N(mu_c, v I_d)`` with ``n_c`` samples per class,
+    ``E ||xbar_+ - xbar_-||^2 = ||mu_+ - mu_-||^2 + d v (1/n_+ + 1/n_-)``. With
+    ``v_hat`` the pooled within-class variance per coordinate (``ddof`` one per class),
+    the estimate is
+
+        ||mu||_hat = (1/2) sqrt( max(||xbar_+ - xbar_-||^2 / v_hat - d (1/n_+ + 1/n_-), 0) ),
+
+    in units of the noise standard deviation, as the theory's ``mean_norm`` (antipodal
+    means, unit noise) expects. For anisotropic features it is the separation in units
+    of the average per-coordinate noise variance, a heuristic.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, d)
+    y : array-like of shape (n,)
+        Two distinct labels.
+    positive : label, optional
+        Label of the positive class (default: the less frequent one).
+    """
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y)
+    if X.ndim != 2 or y.shape != (X.shape[0],):
+        raise ValueError("X must be 2-D and y of length X.shape[0].")
+    labels, counts = np.unique(y, return_counts=True)
+    if labels.size != 2 or np.any(counts < 2):
+        raise ValueError("y must hold exactly two labels with at least two samples each.")
+    if positive is None:
+        positive = labels[int(np.argmin(counts))]
+    mask = y == positive
+    Xp, Xn = X[mask], X[~mask]
+    n_p, n_n = Xp.shape[0], Xn.shape[0]
+    d = X.shape[1]
+    diff = Xp.mean(axis=0) - Xn.mean(axis=0)
+    ss = ((Xp - Xp.mean(axis=0)) ** 2).sum() + ((Xn - Xn.mean(axis=0)) ** 2).sum()
+    v = ss / ((n_p + n_n - 2) * d)
+    D = float(diff @ diff) / v - d * (1.0 / n_p + 1.0 / n_n)
+    return 0.5 * math.sqrt(max(D, 0.0))
+
+
+@dataclass(frozen=True)
+class LogisticWeights:
+    """Result of :func:`logistic_class_weights`.
+
+    Attributes
+    ----------
+    weights : ndarray of shape (2,)
+        ``(omega_+, omega_-)`` in the order of ``counts``, mean weight over samples one.
+    weight_ratio : float
+        ``omega_+ / omega_-`` (class 0 over class 1).
+    objective : str
+        ``"equalize"``, ``"worst"`` or ``"balanced"``: what was optimised.
+    feasible : bool
+        False when no finite ratio equalises the errors (then the worst-class optimum
+        was returned) or the data are separable (then equal weights were returned).
+    separable : bool
+        ``ridge == 0`` and ``d / n >= delta*``: the weights do not matter.
+    message : str
+    """
+
+    weights: np.ndarray
+    weight_ratio: float
+    objective: str
+    feasible: bool
+    separable: bool
+    separability_threshold: float
+    message: str = ""
+
+    def as_dict(self):
+        return {"class_weights": self.weights.tolist(), "weight_ratio": self.weight_ratio,
+                "objective": self.objective, "feasible": self.feasible,
+                "separable": self.separable,
+                "separability_threshold": self.separability_threshold,
+                "message": self.message}
+
+
+def logistic_class_weights(counts, dim, mean_norm, *, ridge=0.0, objective="equalize"):
+    """Theory-based class weights for weighted logistic regression (two classes).
+
+    Plugs ``pi_+ = n_0 / n``, ``delta = dim / n`` and the antipodal mean norm (e.g.
+    :func:`estimate_mean_norm`) into :func:`equalizing_ratio` (``"equalize"``) or
+    :func:`optimal_ratio` (``"worst"``, ``"balanced"``). Class 0 plays the role of the
+    positive class. Weights are scaled to mean one over samples, as ``ridge`` expects.
+
+    When no finite ratio equalises the errors, the worst-class optimum is returned
+    (``feasible=False``); when the data are separable (``ridge == 0``,
+    ``delta >= delta*``) equal weights are returned (``separable=True``).
+    """
+    from .._validation import check_counts
+
+    n_g = check_counts(counts).astype(float)
+    if n_g.size != 2:
+        raise ValueError("logistic_class_weights handles two classes.")
+    dim = check_real(dim, "dim", 0.0, None, closed="neither")
+    s = check_real(mean_norm, "mean_norm", 0.0, None, closed="neither")
+    if objective not in ("equalize", "worst", "balanced"):
+        raise ValueError("The 'objective' parameter must be one of 'equalize', 'worst', "
+                         f"'balanced'. Got {objective!r}.")
+    n = float(n_g.sum())
+    pi = n_g[0] / n
+    delta = dim / n
+    thr = separability_threshold(pi, mean_norm=s)
+    if ridge == 0 and delta >= thr:
+        return LogisticWeights(np.ones(2), 1.0, objective, False, True, thr,
+                               f"d/n = {delta:.4g} >= separability threshold {thr:.4g}: "
+                               "the ridgeless logistic fit diverges to the max-margin "
+                               "classifier, where weights do not matter; equal weights.")
+    feasible = True
+    message = ""
+    if objective == "equalize":
+        rho = equalizing_ratio(pi, delta, ridge=ridge, mean_norm=s)
+        if not (0.0 < rho < math.inf):
+            feasible = False
+            objective = "worst"
+            message = ("No finite weight ratio equalises the class errors; returned the "
+                       "worst-class optimum.")
+    if objective != "equalize":
+        rho = optimal_ratio(pi, delta, ridge=ridge, mean_norm=s, objective=objective)[
+            "weight_ratio"]
+    return LogisticWeights(weights_from_ratio(pi, rho), float(rho), objective, feasible,
+                           False, thr, message)
