@@ -18,6 +18,8 @@ from ._logistic import (
     separability_threshold,
     simulate_logistic,
     sklearn_C,
+    theory_summary,
+    weights_summary,
 )
 from ._optimal import (
     OptimalWeights,
@@ -63,5 +65,7 @@ __all__ = [
     "solve_k",
     "symmetric_means",
     "water_fill_leverage",
+    "theory_summary",
     "weights_from_ratio",
+    "weights_summary",
 ]

@@ -70,6 +70,8 @@ __all__ = [
     "separability_threshold",
     "simulate_logistic",
     "sklearn_C",
+    "theory_summary",
+    "weights_summary",
 ]
 
 LOSSES = ("logistic", "square")
@@ -883,3 +885,145 @@ def logistic_class_weights(counts, dim, mean_norm, *, ridge=0.0, objective="equa
             "weight_ratio"]
     return LogisticWeights(weights_from_ratio(pi, rho), float(rho), objective, feasible,
                            False, thr, message)
+
+
+# ----------------------------------------------------------------- CLI payloads
+def theory_summary(minority_prior, dim_ratio, *, loss="square", mean_norm=1.0, ridge=0.0,
+                   weight_ratio=1.0, simulate=0, n=1500, seed=0):
+    """The dict ``lastlayer theory --json`` prints, for ``loss`` in {square, logistic}.
+
+    Keys as documented in docs/cli.md: the configuration, ``weights``,
+    ``error_minority``/``error_majority``, ``worst_class_error``, ``balanced_error``,
+    ``ratio_of_priors``, ``equalizing_weight_ratio`` (``None`` if infeasible),
+    ``equalizing_feasible``, ``worst_class_optimal_ratio``/``_error``,
+    ``balanced_optimal_ratio``/``_error``, ``details`` and, with ``simulate > 0``,
+    ``simulation``; plus ``loss``, ``separability_threshold`` (``delta*``, both losses)
+    and ``separable``. For ``loss="logistic"`` the errors are
+    :func:`logistic_errors`, the equalising ratio :func:`equalizing_ratio` and the
+    simulation :func:`simulate_logistic`; additionally ``square_rule_ratio`` (the
+    square-loss equalising ratio) and ``errors_at_square_rule`` (cross-entropy errors
+    there). In the separable regime (logistic, ``ridge == 0``, ``delta >= delta*``)
+    every error and ratio is ``None`` and ``separable`` is True.
+    """
+    import math as _m
+
+    from ._optimal import numerical_optimal_ratio, optimal_class_weights, optimal_weight_ratio
+
+    if loss not in LOSSES:
+        raise ValueError(f"The 'loss' parameter must be one of {LOSSES}. Got {loss!r}.")
+    pi = check_real(minority_prior, "minority_prior", 0.0, 1.0, closed="neither")
+    w = weights_from_ratio(pi, weight_ratio)
+    thr = separability_threshold(pi, mean_norm=mean_norm)
+    base = {"loss": loss, "minority_prior": pi, "dim_ratio": dim_ratio,
+            "mean_norm": mean_norm, "ridge": ridge, "weight_ratio": weight_ratio,
+            "weights": w.tolist(), "ratio_of_priors": (1 - pi) / pi,
+            "separability_threshold": thr}
+    if loss == "square":
+        pred = binary_errors(pi, dim_ratio, weight_ratio=weight_ratio, ridge=ridge,
+                             mean_norm=mean_norm)
+        if ridge == 0:
+            rho_eq = optimal_weight_ratio(pi, dim_ratio)
+        else:
+            nn = 10_000
+            n_pos = max(1, round(pi * nn))
+            opt = optimal_class_weights([n_pos, nn - n_pos], dim_ratio * nn, ridge=ridge,
+                                        fit_intercept=False)
+            rho_eq = float(opt.weights[0] / opt.weights[1]) if opt.feasible else _m.inf
+        worst = numerical_optimal_ratio(pi, dim_ratio, ridge=ridge, mean_norm=mean_norm,
+                                        objective="worst")
+        bal = numerical_optimal_ratio(pi, dim_ratio, ridge=ridge, mean_norm=mean_norm,
+                                      objective="balanced")
+        extra = {}
+    else:
+        pred = logistic_errors(pi, dim_ratio, weights=w, ridge=ridge, mean_norm=mean_norm,
+                               on_separable="flag")
+        if pred.separable:
+            none = dict.fromkeys(["error_minority", "error_majority", "worst_class_error",
+                                  "balanced_error", "equalizing_weight_ratio",
+                                  "worst_class_optimal_ratio", "worst_class_optimal_error",
+                                  "balanced_optimal_ratio", "balanced_optimal_error",
+                                  "square_rule_ratio", "errors_at_square_rule"])
+            return {**base, **none, "equalizing_feasible": False, "separable": True,
+                    "details": pred.as_dict()}
+        rho_eq = equalizing_ratio(pi, dim_ratio, ridge=ridge, mean_norm=mean_norm)
+        if rho_eq == 0.0:
+            rho_eq = _m.inf
+        worst = optimal_ratio(pi, dim_ratio, ridge=ridge, mean_norm=mean_norm,
+                              objective="worst")
+        bal = optimal_ratio(pi, dim_ratio, ridge=ridge, mean_norm=mean_norm,
+                            objective="balanced")
+        rho_sq = optimal_weight_ratio(pi, dim_ratio) if ridge == 0 else equalizing_ratio(
+            pi, dim_ratio, ridge=ridge, mean_norm=mean_norm, loss="square")
+        at_sq = None
+        if 0.0 < rho_sq < _m.inf:
+            p_sq = logistic_errors(pi, dim_ratio, weight_ratio=rho_sq, ridge=ridge,
+                                   mean_norm=mean_norm)
+            at_sq = [p_sq.error_pos, p_sq.error_neg]
+        extra = {"square_rule_ratio": rho_sq if 0.0 < rho_sq < _m.inf else None,
+                 "errors_at_square_rule": at_sq}
+    payload = {
+        **base,
+        "error_minority": pred.error_pos, "error_majority": pred.error_neg,
+        "worst_class_error": pred.worst_class_error, "balanced_error": pred.balanced_error,
+        "equalizing_weight_ratio": rho_eq if _m.isfinite(rho_eq) else None,
+        "equalizing_feasible": bool(_m.isfinite(rho_eq)),
+        "worst_class_optimal_ratio": worst["weight_ratio"],
+        "worst_class_optimal_error": worst["error"],
+        "balanced_optimal_ratio": bal["weight_ratio"],
+        "balanced_optimal_error": bal["error"],
+        "separable": False, **extra,
+        "details": pred.as_dict(),
+    }
+    if simulate:
+        if loss == "square":
+            from ._simulate import simulate_binary as sim_fn
+        else:
+            sim_fn = simulate_logistic
+        sim = sim_fn(pi, dim_ratio, w, ridge=ridge, n=n, mean_norm=mean_norm,
+                     repeats=simulate, seed=seed)
+        payload["simulation"] = {
+            "n": n, "repeats": simulate, "seed": seed,
+            "error_minority": float(sim.mean[0]), "error_minority_sem": float(sim.sem[0]),
+            "error_majority": float(sim.mean[1]), "error_majority_sem": float(sim.sem[1]),
+        }
+    return payload
+
+
+def weights_summary(counts, dim, *, loss="square", mean_norm=None, ridge=0.0, target=None,
+                    max_leverage=0.95, fit_intercept=True, objective="equalize"):
+    """The dict ``lastlayer weights --json`` prints, for ``loss`` in {square, logistic}.
+
+    ``loss="square"``: :func:`lastlayer.theory.optimal_class_weights` (any number of
+    classes) with ``counts``, ``dim``, ``ridge``, ``target``, ``class_weights``,
+    ``feasible``, ``df``, ``leverage``, ``infeasible_classes``, ``capped``, ``message``
+    and ``ratio_of_priors_weights``. ``loss="logistic"`` (two classes, balanced
+    target, needs ``mean_norm``): :func:`logistic_class_weights` with keys ``counts``,
+    ``dim``, ``ridge``, ``mean_norm``, ``class_weights``, ``weight_ratio``,
+    ``objective``, ``feasible``, ``separable``, ``separability_threshold``, ``message``,
+    ``ratio_of_priors_weights`` and ``square_rule_weights`` (the square-loss weights for
+    the same counts, for comparison). Both carry ``loss``.
+    """
+    from ._optimal import optimal_class_weights
+
+    if loss not in LOSSES:
+        raise ValueError(f"The 'loss' parameter must be one of {LOSSES}. Got {loss!r}.")
+    counts = [int(c) for c in counts]
+    n = float(sum(counts))
+    tgt = (np.full(len(counts), 1 / len(counts)) if target is None
+           else np.asarray(target, float) / np.sum(target))
+    ratio = tgt / np.asarray(counts, float)
+    ratio = ratio * n / float(np.asarray(counts) @ ratio)
+    sq = optimal_class_weights(counts, dim, ridge=ridge, target=target,
+                               fit_intercept=fit_intercept, max_leverage=max_leverage)
+    if loss == "square":
+        return {"loss": loss, "counts": counts, "dim": dim, "ridge": ridge,
+                "target": tgt.tolist(), **sq.as_dict(),
+                "ratio_of_priors_weights": ratio.tolist()}
+    if target is not None and not np.allclose(tgt, 0.5):
+        raise ValueError("loss='logistic' supports the balanced target only.")
+    if mean_norm is None:
+        raise ValueError("loss='logistic' needs 'mean_norm' (see estimate_mean_norm).")
+    lw = logistic_class_weights(counts, dim, mean_norm, ridge=ridge, objective=objective)
+    return {"loss": loss, "counts": counts, "dim": dim, "ridge": ridge, "mean_norm": mean_norm,
+            **lw.as_dict(), "ratio_of_priors_weights": ratio.tolist(),
+            "square_rule_weights": sq.weights.tolist()}
