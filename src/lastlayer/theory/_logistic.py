@@ -627,7 +627,7 @@ def simulate_logistic(minority_prior, dim_ratio, weights, *, ridge=0.0, n=1500,
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
-    from ._simulate import SimulationResult, _class_counts
+    from ._simulate import SimulationResult
 
     pi_pos = check_real(minority_prior, "minority_prior", 0.0, 1.0, closed="neither")
     delta = check_real(dim_ratio, "dim_ratio", 0.0, None, closed="neither")
@@ -640,7 +640,13 @@ def simulate_logistic(minority_prior, dim_ratio, weights, *, ridge=0.0, n=1500,
     mu[0, : mp.size] = mp
     mu[1, : mn.size] = mn
     mu = mu[:, :d] if mp.size <= d else mu
-    n_pos, n_neg = _class_counts([pi_pos, 1 - pi_pos], n)
+    # counts as in simulate_binary: floor, the leftover sample to the larger remainder
+    n_pos = int(math.floor(pi_pos * n))
+    if n - n_pos - math.floor((1 - pi_pos) * n) > 0 and pi_pos * n - n_pos >= (1 - pi_pos) * n - math.floor((1 - pi_pos) * n):
+        n_pos += 1
+    n_neg = n - n_pos
+    if n_pos < 1 or n_neg < 1:
+        raise ValueError(f"n={n} leaves a class with no samples for pi_+={pi_pos}.")
     y = np.r_[np.zeros(n_pos, int), np.ones(n_neg, int)]
     labels = np.where(y == 0, 1, -1)
     s = np.asarray(weights, float)[y]
@@ -888,6 +894,19 @@ def logistic_class_weights(counts, dim, mean_norm, *, ridge=0.0, objective="equa
 
 
 # ----------------------------------------------------------------- CLI payloads
+def _simulation_payload(loss, pi, dim_ratio, w, ridge, n, mean_norm, repeats, seed):
+    """The ``simulation`` entry of :func:`theory_summary`."""
+    if loss == "square":
+        from ._simulate import simulate_binary as sim_fn
+    else:
+        sim_fn = simulate_logistic
+    sim = sim_fn(pi, dim_ratio, w, ridge=ridge, n=n, mean_norm=mean_norm, repeats=repeats,
+                 seed=seed)
+    return {"n": n, "repeats": repeats, "seed": seed,
+            "error_minority": float(sim.mean[0]), "error_minority_sem": float(sim.sem[0]),
+            "error_majority": float(sim.mean[1]), "error_majority_sem": float(sim.sem[1])}
+
+
 def theory_summary(minority_prior, dim_ratio, *, loss="square", mean_norm=1.0, ridge=0.0,
                    weight_ratio=1.0, simulate=0, n=1500, seed=0):
     """The dict ``lastlayer theory --json`` prints, for ``loss`` in {square, logistic}.
@@ -975,17 +994,8 @@ def theory_summary(minority_prior, dim_ratio, *, loss="square", mean_norm=1.0, r
         "details": pred.as_dict(),
     }
     if simulate:
-        if loss == "square":
-            from ._simulate import simulate_binary as sim_fn
-        else:
-            sim_fn = simulate_logistic
-        sim = sim_fn(pi, dim_ratio, w, ridge=ridge, n=n, mean_norm=mean_norm,
-                     repeats=simulate, seed=seed)
-        payload["simulation"] = {
-            "n": n, "repeats": simulate, "seed": seed,
-            "error_minority": float(sim.mean[0]), "error_minority_sem": float(sim.sem[0]),
-            "error_majority": float(sim.mean[1]), "error_majority_sem": float(sim.sem[1]),
-        }
+        payload["simulation"] = _simulation_payload(loss, pi, dim_ratio, w, ridge, n,
+                                                    mean_norm, simulate, seed)
     return payload
 
 
