@@ -37,6 +37,8 @@ def _table(rows, headers, floatfmt=".4f"):
 
 # ---------------------------------------------------------------- theory
 def cmd_theory(args):
+    if getattr(args, "loss", "square") == "logistic":
+        return _cmd_theory_logistic(args)
     from .theory import (binary_errors, numerical_optimal_ratio, optimal_class_weights,
                          optimal_weight_ratio, weights_from_ratio)
     pi = args.minority_prior
@@ -103,8 +105,51 @@ def cmd_theory(args):
     _emit(args, payload, text)
 
 
+def _cmd_theory_logistic(args):
+    from .theory import theory_summary
+    p = theory_summary(args.minority_prior, args.dim_ratio, loss="logistic",
+                       mean_norm=args.mean_norm, ridge=args.ridge,
+                       weight_ratio=args.weight_ratio, simulate=args.simulate, n=args.n,
+                       seed=args.seed)
+    lines = [f"Weighted logistic regression, two Gaussian classes: pi_+={p['minority_prior']:g}, "
+             f"d/n={p['dim_ratio']:g}, ||mu||={p['mean_norm']:g}, ridge={p['ridge']:g}, "
+             f"weight ratio={p['weight_ratio']:g}",
+             f"separability threshold d/n = {p['separability_threshold']:.4g}"]
+    if p["separable"]:
+        lines.append("separable: no ridgeless minimiser (it diverges to the max-margin "
+                     "classifier, where weights do not matter); use --ridge > 0")
+    else:
+        f = lambda v: "none" if v is None else f"{v:.4g}"  # noqa: E731
+        lines += [f"error minority {p['error_minority']:.4f}   majority {p['error_majority']:.4f}",
+                  f"ratio of priors            {p['ratio_of_priors']:.4g}",
+                  f"error-equalising ratio     {f(p['equalizing_weight_ratio'])}",
+                  f"square-loss rule ratio     {f(p['square_rule_ratio'])}",
+                  f"worst-class optimum        {p['worst_class_optimal_ratio']:.4g} "
+                  f"(error {p['worst_class_optimal_error']:.4f})",
+                  f"balanced-error optimum     {p['balanced_optimal_ratio']:.4g} "
+                  f"(error {p['balanced_optimal_error']:.4f})"]
+        if "simulation" in p:
+            sm = p["simulation"]
+            lines.append(f"simulated (n={sm['n']}, {sm['repeats']} repeats): "
+                         f"{sm['error_minority']:.4f} ± {sm['error_minority_sem']:.4f} / "
+                         f"{sm['error_majority']:.4f} ± {sm['error_majority_sem']:.4f}")
+    _emit(args, p, "\n".join(lines))
+
+
 # --------------------------------------------------------------- weights
 def cmd_weights(args):
+    if getattr(args, "loss", "square") == "logistic":
+        from .theory import weights_summary
+        if args.mean_norm is None:
+            raise UsageError("lastlayer weights --loss logistic needs --mean-norm")
+        p = weights_summary(args.counts, args.dim, loss="logistic", mean_norm=args.mean_norm,
+                            ridge=args.ridge, target=args.target)
+        text = (f"Logistic class weights (mean weight over samples = 1): "
+                f"{[round(v, 4) for v in p['class_weights']]}  ratio {p['weight_ratio']:.4g} "
+                f"({p['objective']}); square-loss rule "
+                f"{[round(v, 4) for v in p['square_rule_weights']]}; separability threshold "
+                f"d/n = {p['separability_threshold']:.4g}" + (f"\n{p['message']}" if p["message"] else ""))
+        return _emit(args, p, text)
     from .theory import optimal_class_weights
     counts = args.counts
     opt = optimal_class_weights(counts, args.dim, ridge=args.ridge, target=args.target,
@@ -410,6 +455,10 @@ def build_parser():
     t.add_argument("--n", type=int, default=1500, help="samples per simulated repeat")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--json", action="store_true", help="print one JSON object")
+    t.add_argument("--loss", choices=["square", "logistic"], default="square",
+                   help="loss of the fitted layer: square (closed form) or logistic "
+                        "(weighted cross-entropy, CGMT fixed point; adds the separability "
+                        "threshold)")
     t.set_defaults(func=cmd_theory)
 
     w = sub.add_parser("weights", help="optimal class weights from counts and dimension")
@@ -425,6 +474,14 @@ def build_parser():
     w.add_argument("--no-intercept", action="store_true",
                    help="do not count the intercept as a degree of freedom")
     w.add_argument("--json", action="store_true")
+    w.add_argument("--loss", choices=["square", "logistic"], default="square",
+                   help="square: equal degrees-of-freedom weights (any number of classes); "
+                        "logistic: two classes, the ratio equalising the cross-entropy "
+                        "theory's class errors (needs --mean-norm)")
+    w.add_argument("--mean-norm", type=_positive_float("--mean-norm"), default=None,
+                   help="||mu|| of the antipodal Gaussian model, in noise standard "
+                        "deviations (for --loss logistic; estimate it with "
+                        "lastlayer.theory.estimate_mean_norm)")
     w.set_defaults(func=cmd_weights)
 
     _add_fit_parser(sub)

@@ -5,6 +5,22 @@ See ``docs/theory.md`` (sections 0-8: the model and its closed forms; 9-13: theo
 
 from ._binary import BinaryPrediction, binary_errors, symmetric_means, weights_from_ratio
 from ._fixed_point import average_leverage, effective_weights, solve_k
+from ._logistic import (
+    LogisticWeights,
+    MarginLossPrediction,
+    SeparableDataError,
+    equalizing_ratio,
+    estimate_mean_norm,
+    logistic_class_weights,
+    logistic_errors,
+    margin_loss_errors,
+    optimal_ratio,
+    separability_threshold,
+    simulate_logistic,
+    sklearn_C,
+    theory_summary,
+    weights_summary,
+)
 from ._optimal import (
     OptimalWeights,
     downsample_errors,
@@ -22,6 +38,18 @@ from ._simulate import (
 
 __all__ = [
     "BinaryPrediction",
+    "LogisticWeights",
+    "MarginLossPrediction",
+    "SeparableDataError",
+    "equalizing_ratio",
+    "estimate_mean_norm",
+    "logistic_class_weights",
+    "logistic_errors",
+    "margin_loss_errors",
+    "optimal_ratio",
+    "separability_threshold",
+    "simulate_logistic",
+    "sklearn_C",
     "OptimalWeights",
     "SimulationResult",
     "average_leverage",
@@ -37,5 +65,7 @@ __all__ = [
     "solve_k",
     "symmetric_means",
     "water_fill_leverage",
+    "theory_summary",
     "weights_from_ratio",
+    "weights_summary",
 ]
