@@ -39,7 +39,7 @@ def make_problem(counts, d=20, alpha=0.0, seed=0, target=None, sep=1.0):
     return prob, X, labels
 
 
-@pytest.mark.parametrize("name", sorted(set(WEIGHTINGS) - {"tuned"}))
+@pytest.mark.parametrize("name", sorted(set(WEIGHTINGS) - {"tuned", "optimal_logistic"}))
 def test_every_scheme_has_mean_one_over_samples(name):
     prob, *_ = make_problem([20, 50, 130])
     w = compute_weighting(name, prob).weights
@@ -166,3 +166,30 @@ def test_unknown_scheme_is_named():
     prob, *_ = make_problem([10, 20])
     with pytest.raises(ValueError, match="'weighting' parameter must be one of .*Got 'bogus'"):
         compute_weighting("bogus", prob)
+
+
+def test_optimal_logistic_uses_the_cross_entropy_theory():
+    # two isotropic Gaussian classes, antipodal means of norm 1.2, 10% minority
+    from lastlayer.solvers import sufficient_statistics
+    from lastlayer.theory import estimate_mean_norm, logistic_class_weights
+
+    rng = np.random.default_rng(5)
+    n, d = 4000, 40
+    y = (rng.random(n) < 0.9).astype(int)  # class 0 is the minority
+    mu = rng.standard_normal(d)
+    mu *= 1.2 / np.linalg.norm(mu)
+    X = np.where(y[:, None] == 0, mu, -mu) + rng.standard_normal((n, d))
+    counts = np.bincount(y).astype(float)
+    prob = WeightingProblem(unit_counts=counts, target=np.full(2, 0.5),
+                            unit_of_cell=np.arange(2), n_features=d,
+                            stats=sufficient_statistics(X, y, 2),
+                            spectrum=np.linalg.eigvalsh(np.cov(X.T)))
+    wt = compute_weighting("optimal_logistic", prob, dim="d")
+    assert wt.weights @ counts == pytest.approx(n)  # mean one over samples
+    # the separation read off the statistics is the row-based estimator's
+    assert wt.info["mean_norm"] == pytest.approx(estimate_mean_norm(X, y, positive=0), rel=1e-9)
+    assert wt.info["mean_norm"] == pytest.approx(1.2, rel=0.05)
+    ref = logistic_class_weights(counts.astype(int), d, wt.info["mean_norm"], objective="worst")
+    assert wt.weights[0] / wt.weights[1] == pytest.approx(ref.weight_ratio, rel=1e-9)
+    # and it over-weights the minority beyond the ratio of priors, as the theory says
+    assert ref.weight_ratio > counts[1] / counts[0]

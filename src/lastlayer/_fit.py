@@ -287,7 +287,9 @@ def _configurations(params, n, d, kind, design):
         return [(loss, "optimal", None)], None
     configs = [("square", "optimal", None), ("square", "balanced", None)]
     if "logistic" in losses:
-        configs += [("logistic", "optimal", None), ("logistic", "balanced", None)]
+        configs.append(("logistic", "optimal", None))
+        if design.unit_names.size == 2:
+            configs.append(("logistic", "optimal_logistic", None))
         if design.groups is None:
             configs.append(("logistic", "none", "logit"))
     return configs, skipped
@@ -550,6 +552,8 @@ def _scheme_options(params, plan):
         return {"max_leverage": params["max_leverage"], "method": plan.optimal_method}
     if scheme == "optimal_theory":
         return {"dim": params["dim"], "max_leverage": params["max_leverage"]}
+    if scheme == "optimal_logistic":
+        return {"dim": params["dim"]}
     if scheme == "downsample":
         return {"n_subsets": params["n_subsets"]}
     return {}

@@ -207,6 +207,30 @@ def weighting_downsample(problem, n_subsets=10):
                      info={"rows_per_unit": take.tolist(), "n_subsets": int(n_subsets)})
 
 
+def _effective_dimension(problem, dim):
+    """``(d_eff, fit_intercept)`` for the closed forms: the dimension named by ``dim``
+    (an estimator of :data:`lastlayer.dimension.DIMENSIONS`, ``"d"``, ``"df"``) or a
+    number; ``fit_intercept`` is False for ``"df"`` (the trace counts the intercept)."""
+    if not isinstance(dim, str):
+        return check_real(dim, "dim", 0.0, None), True
+    if dim == "d":
+        return float(problem.n_features), True
+    if dim == "df":
+        if problem.leverage is None:
+            raise ValueError("dim='df' needs the solver's leverage hook.")
+        w0 = weighting_balanced(problem).weights
+        return float(problem.leverage(w0[problem.unit_of_cell])[1]), False
+    if dim in DIMENSIONS:
+        if problem.spectrum is not None:
+            return float(SPECTRAL_DIMENSIONS[dim](problem.spectrum)), True
+        if problem.X is not None:
+            return float(DIMENSIONS[dim](problem.X)), True
+        raise ValueError(f"dim={dim!r} needs the features or their spectrum.")
+    raise ValueError(
+        "The 'dim' parameter of optimal_theory must be one of "
+        f"{sorted([*DIMENSIONS, 'd', 'df'])} or a number. Got {dim!r} instead.")
+
+
 def weighting_optimal_theory(problem, dim="pca99", max_leverage=0.95):
     """Closed form of docs/theory.md section 4 with an effective dimension.
 
@@ -216,29 +240,7 @@ def weighting_optimal_theory(problem, dim="pca99", max_leverage=0.95):
     raw feature dimension) or a number. Ridgeless form: the dimension stands in for
     the degrees of freedom.
     """
-    fit_intercept = True
-    if isinstance(dim, str):
-        if dim == "d":
-            d_eff = float(problem.n_features)
-        elif dim == "df":
-            if problem.leverage is None:
-                raise ValueError("dim='df' needs the solver's leverage hook.")
-            w0 = weighting_balanced(problem).weights
-            _, d_eff = problem.leverage(w0[problem.unit_of_cell])
-            fit_intercept = False  # the trace already counts the intercept
-        elif dim in DIMENSIONS:
-            if problem.spectrum is not None:
-                d_eff = float(SPECTRAL_DIMENSIONS[dim](problem.spectrum))
-            elif problem.X is not None:
-                d_eff = float(DIMENSIONS[dim](problem.X))
-            else:
-                raise ValueError(f"dim={dim!r} needs the features or their spectrum.")
-        else:
-            raise ValueError(
-                "The 'dim' parameter of optimal_theory must be one of "
-                f"{sorted([*DIMENSIONS, 'd', 'df'])} or a number. Got {dim!r} instead.")
-    else:
-        d_eff = check_real(dim, "dim", 0.0, None)
+    d_eff, fit_intercept = _effective_dimension(problem, dim)
     opt = optimal_class_weights(np.maximum(np.rint(problem.unit_counts), 1).astype(int), d_eff,
                                 target=problem.target, fit_intercept=fit_intercept,
                                 max_leverage=max_leverage)
@@ -348,6 +350,60 @@ def _optimal_two_units(problem, cap):
     return Weighting(w, feasible=feasible, df=float(out["df"]), info=info)
 
 
+def _unit_separation(problem):
+    """Debiased half-distance between the two units' means in units of the pooled
+    within-unit noise (:func:`lastlayer.theory.estimate_mean_norm`, from the
+    statistics: sums and Gram traces per cell)."""
+    st, unit = problem.stats, problem.unit_of_cell
+    N = np.bincount(unit, weights=st.weight_sums, minlength=2)
+    sums = np.stack([st.sums[unit == u].sum(axis=0) for u in (0, 1)])
+    sq = np.array([np.einsum("jii->", st.grams[unit == u]) for u in (0, 1)])
+    means = sums / N[:, None]
+    within = float((sq - N * np.einsum("ui,ui->u", means, means)).sum())
+    d = st.n_features
+    v = within / (max(N.sum() - 2.0, 1.0) * d)
+    diff = means[0] - means[1]
+    D = float(diff @ diff) / v - d * (1.0 / N[0] + 1.0 / N[1]) if v > 0 else 0.0
+    return 0.5 * math.sqrt(max(D, 0.0))
+
+
+def weighting_optimal_logistic(problem, dim="pca99", objective="worst"):
+    """Cross-entropy theory weights for two units (docs/theory.md, "Cross-entropy").
+
+    The weight ratio that minimises the worst-unit error (``objective="worst"``;
+    ``"equalize"`` or ``"balanced"`` also) of ridgeless weighted logistic regression
+    on two Gaussian classes (:func:`lastlayer.theory.logistic_class_weights`), with
+    ``d/n`` from the effective dimension ``dim`` (as ``optimal_theory``) and the
+    mean separation estimated from the data (a debiased distance between the unit
+    means over the pooled noise, as :func:`lastlayer.theory.estimate_mean_norm`).
+    Past the separability threshold the weights do not matter and are equal
+    (``feasible=False``). Isotropic-Gaussian theory: on real features it is a
+    heuristic, one of the candidates ``weighting="auto"`` compares.
+    """
+    if problem.unit_counts.size != 2 or problem.stats is None:
+        raise ValueError("weighting='optimal_logistic' needs exactly two classes (or groups) "
+                         "and the sufficient statistics.")
+    from .theory import logistic_class_weights
+
+    d_eff, _ = _effective_dimension(problem, dim)
+    sep = _unit_separation(problem)
+    counts = np.maximum(np.rint(problem.unit_counts), 2).astype(int)
+    if sep <= 0 or d_eff <= 0:
+        return Weighting(np.ones(2), feasible=False,
+                         info={"mean_norm": sep, "effective_dimension": d_eff,
+                               "message": "no measurable separation: equal weights"})
+    try:
+        out = logistic_class_weights(counts, d_eff, sep, objective=objective)
+    except RuntimeError as err:  # the fixed point failed near the threshold
+        return Weighting(normalise_weights(_importance(problem), problem.unit_counts),
+                         feasible=False, info={"mean_norm": sep, "effective_dimension": d_eff,
+                                               "message": f"theory failed ({err}); balanced"})
+    w = normalise_weights(out.weights, problem.unit_counts)
+    return Weighting(w, feasible=bool(out.feasible), info={
+        "mean_norm": sep, "effective_dimension": d_eff, "weight_ratio": out.weight_ratio,
+        "separable": out.separable, "message": out.message})
+
+
 def weighting_tuned(problem, powers=None, alphas=None):
     """The expensive baseline: grid search on validation data or internal CV.
 
@@ -383,6 +439,7 @@ WEIGHTINGS = {
     "downsample": weighting_downsample,
     "optimal_theory": weighting_optimal_theory,
     "optimal": weighting_optimal,
+    "optimal_logistic": weighting_optimal_logistic,
     "tuned": weighting_tuned,
 }
 
