@@ -11,8 +11,8 @@ rule that picks a candidate from the leave-one-out record can be scored offline:
 * ``balanced``: highest mean leave-one-out accuracy;
 * ``postmin``: highest posterior mean of the minimum (Beta(hits + 1, misses + 1));
 * ``cvarK``: mean of the worst ``ceil(C / K)`` shrunk class accuracies;
-* ``margin1``: the theory choice unless another is higher by one paired SE
-  (the first version of the selection layer);
+* ``marginM``: the library's rule: the candidates in order, a later one replacing the
+  kept one when higher by more than M standard errors of the difference;
 * ``cand-oracle``: the best candidate on the test set (an upper bound).
 
 Tasks: scikit-learn wine (d = 13, K = 3), breast cancer (d = 30, K = 2), digits
@@ -130,25 +130,28 @@ def rule_value(c, rule, rng):
     raise KeyError(rule)
 
 
-def margin1(cands, names):
-    """The theory choice (first) unless another's shrunk worst estimate is higher by
-    more than one paired SE (approximated from the two worst classes' binomial SEs)."""
-    base = cands[names[0]]
-    def est(c):
-        n = np.array(c["rows"], float); h = np.array(c["loo"]) * n
-        s = (h + 1) / (n + 2)
-        k = int(np.argmin(s))
-        return s[k], np.sqrt(s[k] * (1 - s[k]) / (n[k] + 2))
-    b, bse = est(base)
-    best, best_v = names[0], b
+def _worst(c):
+    """Shrunk worst-class estimate and its binomial standard error."""
+    n = np.array(c["rows"], float)
+    s = (np.array(c["loo"]) * n + 1) / (n + 2)
+    k = int(np.argmin(s))
+    return s[k], np.sqrt(s[k] * (1 - s[k]) / (n[k] + 2))
+
+
+def margin_rule(cands, names, margin):
+    """The library's rule: walk the candidates in order; a later one replaces the kept
+    one when its shrunk worst estimate is higher by more than ``margin`` times the
+    standard error of the difference (binomial SEs of the two worst classes)."""
+    best = names[0]
     for nm in names[1:]:
-        v, se = est(cands[nm])
-        if v > best_v and v - b > np.hypot(se, bse):
-            best, best_v = nm, v
+        (v, se), (b, bse) = _worst(cands[nm]), _worst(cands[best])
+        if v > b and v - b > margin * np.hypot(se, bse):
+            best = nm
     return best
 
 
 RULES = ["shrunk", "raw", "balanced", "postmin", "cvar3", "cvar2"]
+MARGINS = [0.25, 0.5, 1.0]
 
 
 def score_rules(records, rng):
@@ -157,7 +160,9 @@ def score_rules(records, rng):
     out = {f"fixed:{nm}": float(np.mean([worst(r, nm) for r in records])) for nm in names}
     out["auto"] = float(np.mean([min(r["auto"]) for r in records]))
     out["cand-oracle"] = float(np.mean([max(worst(r, nm) for nm in names) for r in records]))
-    out["margin1"] = float(np.mean([worst(r, margin1(r["cands"], names)) for r in records]))
+    for m in MARGINS:
+        out[f"margin{m:g}"] = float(np.mean([worst(r, margin_rule(r["cands"], names, m))
+                                             for r in records]))
     for rule in RULES:
         out[rule] = float(np.mean([worst(r, max(names, key=lambda nm: rule_value(
             r["cands"][nm], rule, rng))) for r in records]))

@@ -10,7 +10,8 @@ scored by leave-one-out from the retraining data alone:
   weighted ridge at the candidate's alpha (:func:`lastlayer._core.loo.loo_path`);
 - cross-entropy: approximate leave-one-out logits (one Newton step from the full
   fit, Rad & Maleki 2020; :func:`lastlayer._core.logistic.alo_logits`);
-- logit adjustment: the same logits minus the log class priors.
+- logit adjustment: the same logits minus ``tau`` times the log class priors, with
+  ``tau`` in :data:`LOGIT_TAUS` chosen by the same leave-one-out estimate.
 
 Each candidate's per-unit (class, or group) leave-one-out accuracy estimates the
 test accuracy of that unit; the candidate with the best estimate of the target
@@ -43,13 +44,13 @@ from ._fit import (
     tuned_score,
 )
 
-__all__ = ["Evaluation", "choose", "fit_selected", "loo_scores", "unit_accuracy"]
+__all__ = ["Evaluation", "choose", "estimate_se", "fit_selected", "loo_scores",
+           "unit_accuracy"]
 
 #: A candidate replaces the one kept so far only when its estimate is higher by more
-#: than this many paired standard errors of the difference. Measured on eight
-#: low-dimensional tasks (docs/results.md, "Validation-free selection"), a margin of
-#: one SE kept the theory choice too often (mean worst-class accuracy 0.716 against
-#: 0.733 for the plain maximum of the shrunk estimate): zero, ties to the earlier.
+#: than this many standard errors of the difference (docs/selection.md, "Choosing
+#: the rule": the measured trade-off between leaving the theory's choice too rarely
+#: and following selection noise when a class has a handful of rows).
 SELECTION_MARGIN_SE = 0.0
 
 
@@ -60,10 +61,10 @@ class Evaluation:
     plan: object           # the candidate's Plan
     choice: object         # _fit.Choice
     layer: object          # _fit.Layer (with the post-hoc bias already applied)
-    correct: np.ndarray | None  # (n,) leave-one-out prediction right, or None
     hits: np.ndarray | None     # (U,) sample-weighted correct per unit
     rows: np.ndarray | None     # (U,) sample weight per unit
     estimate: float             # the metric's leave-one-out estimate (nan if none)
+    tau: float = 0.0            # strength of the post-hoc logit adjustment (0: none)
 
     @property
     def name(self):
@@ -88,9 +89,8 @@ def loo_scores(params, data, design, plan, oracle, layer):
         path = loo_path(rows, np.array([layer.alpha]), gram, return_decision=True)
         return path["loo_decision"][0]
     row_w = D.sample_weight * cell_w[D.cell_idx]
-    Z = alo_logits(X64, D.y_idx, K, row_w, layer.alpha, float(X64.shape[0]), layer.W,
-                   layer.b)
-    return Z - _log_prior(design) if plan.adjust == "logit" else Z
+    return alo_logits(X64, D.y_idx, K, row_w, layer.alpha, float(X64.shape[0]), layer.W,
+                      layer.b)
 
 
 def _log_prior(design):
@@ -98,12 +98,12 @@ def _log_prior(design):
 
 
 def unit_accuracy(scores, design):
-    """Per-row correctness of ``scores`` and its sample-weighted sums per unit."""
+    """Sample-weighted correct predictions of ``scores`` and sample weight, per unit."""
     correct = np.argmax(scores, axis=1) == design.y_idx
     sw, U = design.sample_weight, design.unit_names.size
     hits = np.bincount(design.unit_labels, weights=sw * correct, minlength=U)
     rows = np.bincount(design.unit_labels, weights=sw, minlength=U)
-    return correct, hits, rows
+    return hits, rows
 
 
 def shrunk_accuracy(hits, rows):
@@ -122,45 +122,57 @@ def metric_estimate(hits, rows, metric, target):
     return float(acc.min())
 
 
-def _difference_se(a, b, design, metric):
-    """Standard error of the metric difference of two candidates, from their paired
-    per-row leave-one-out outcomes in the unit(s) the metric looks at."""
-    d = a.correct.astype(float) - b.correct.astype(float)
-    units = design.unit_labels
+def estimate_se(ev, metric, target):
+    """Binomial standard error of a candidate's estimate: of its worst unit's shrunk
+    accuracy (``metric="worst"``), or of the (target-weighted) mean."""
+    acc = shrunk_accuracy(ev.hits, ev.rows)
+    var = acc * (1.0 - acc) / (ev.rows + 2.0)
     if metric == "worst":
-        acc = shrunk_accuracy(b.hits, b.rows)
-        focus = [int(np.argmin(acc)), int(np.argmin(shrunk_accuracy(a.hits, a.rows)))]
-    else:
-        focus = list(range(design.unit_names.size))
-    var = 0.0
-    for u in set(focus):  # a unit of one row: the largest variance of a difference
-        du = d[units == u]
-        var += du.var(ddof=1) / du.size if du.size > 1 else 1.0
-    # worst: the two candidates' worst units (at most two); balanced: mean over units
-    return float(np.sqrt(var) / (1.0 if metric == "worst" else len(focus)))
+        return float(np.sqrt(var[int(np.argmin(acc))]))
+    w = np.full(acc.size, 1.0 / acc.size) if metric == "balanced" else target
+    return float(np.sqrt(w**2 @ var))
 
 
 def choose(evaluations, design, metric):
-    """Index of the kept candidate: the highest estimate; a later candidate replaces
-    an earlier one only when higher by more than :data:`SELECTION_MARGIN_SE` paired
-    standard errors of the difference (ties keep the earlier, the theory first)."""
+    """Index of the kept candidate. The candidates are walked in order (the theory's
+    choice first); a later one replaces the kept one when its estimate is higher by
+    more than :data:`SELECTION_MARGIN_SE` standard errors of the difference (the two
+    binomial SEs of :func:`estimate_se` combined; ties keep the earlier)."""
     best = 0
     for i, ev in enumerate(evaluations[1:], start=1):
         kept = evaluations[best]
         if not np.isfinite(ev.estimate) or ev.estimate <= kept.estimate:
             continue
-        margin = SELECTION_MARGIN_SE * _difference_se(ev, kept, design, metric) \
-            if SELECTION_MARGIN_SE > 0 else 0.0
-        if ev.estimate - kept.estimate > margin:
+        se = np.hypot(estimate_se(ev, metric, design.target),
+                      estimate_se(kept, metric, design.target))
+        if ev.estimate - kept.estimate > SELECTION_MARGIN_SE * se:
             best = i
     return best
 
 
-def _adjusted(layer, design, adjust):
-    """The layer with the post-hoc bias of ``adjust`` folded into its intercept."""
-    if adjust != "logit":
+#: Strengths ``tau`` of post-hoc logit adjustment (scores minus ``tau`` log priors)
+#: compared by leave-one-out, the published ``tau = 1`` first (Menon et al. 2021).
+LOGIT_TAUS = (1.0, 1.5, 2.0, 0.5)
+
+
+def _best_adjustment(scores, design, metric):
+    """The ``tau`` of :data:`LOGIT_TAUS` whose adjusted leave-one-out scores have the
+    best estimate (ties keep the earlier), and those scores."""
+    best = None
+    for tau in LOGIT_TAUS:
+        adj = scores - tau * _log_prior(design)
+        hits, rows = unit_accuracy(adj, design)
+        est = metric_estimate(hits, rows, metric, design.target)
+        if best is None or est > best[0]:
+            best = (est, tau, adj)
+    return best[1], best[2]
+
+
+def _adjusted(layer, design, tau):
+    """The layer with ``-tau log prior`` folded into its intercept."""
+    if not tau:
         return layer
-    b = layer.b - _log_prior(design)
+    b = layer.b - tau * _log_prior(design)
     K = design.n_classes
     intercept = np.array([b[1] - b[0]]) if K == 2 else b.copy()
     return replace(layer, intercept=intercept, b=b)
@@ -179,13 +191,19 @@ def _evaluate(params, data, design, plan, stats, spectrum, rng, score, cache, sp
     if key not in cache:
         cache[key] = select(params_c, design, plan, oracle, spectrum, rng, score)
     choice = cache[key]
-    layer = _adjusted(fit_layer(params_c, design, plan, oracle, choice), design, plan.adjust)
+    layer = fit_layer(params_c, design, plan, oracle, choice)
     scores = loo_scores(params_c, data_c, design, plan, oracle, layer)
+    tau = 0.0
+    if plan.adjust == "logit":
+        tau = 1.0
+        if scores is not None:
+            tau, scores = _best_adjustment(scores, design, plan.metric)
+        layer = _adjusted(layer, design, tau)
     if scores is None:
-        return Evaluation(plan, choice, layer, None, None, None, float("nan"))
-    correct, hits, rows = unit_accuracy(scores, design)
+        return Evaluation(plan, choice, layer, None, None, float("nan"), tau)
+    hits, rows = unit_accuracy(scores, design)
     est = metric_estimate(hits, rows, plan.metric, design.target)
-    return Evaluation(plan, choice, layer, correct, hits, rows, est)
+    return Evaluation(plan, choice, layer, hits, rows, est, tau)
 
 
 def fit_selected(params, data, design, plan, stats, random_state=None, validation=None):

@@ -376,8 +376,8 @@ def run_demo(out_dir="lastlayer-demo", *, quick=False, seed=0, progress=True):  
         _markdown_table(rows, ns, DEMO_METHODS, "minority"),
         "## Loss-weight ratio chosen (minority / majority)",
         _markdown_table(rows, ns, DEMO_METHODS, "weight_ratio"),
-        *([f"![worst-class accuracy vs n](worst_vs_n.png)\n\n"
-           f"![accuracy vs weight ratio](accuracy_vs_ratio.png)"] if figs else []),
+        *(["![worst-class accuracy vs n](worst_vs_n.png)\n\n"
+           "![accuracy vs weight ratio](accuracy_vs_ratio.png)"] if figs else []),
         f"Command: `lastlayer demo{' --quick' if quick else ''} --seed {seed}`; "
         f"features {t_feat:.0f} s (cached after the first run), total {seconds:.0f} s.",
     ])

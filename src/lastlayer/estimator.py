@@ -278,6 +278,7 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         self.loss_, self.weighting_ = kept.plan.loss, kept.name.split("/", 1)[1]
         self.selection_ = [
             {"candidate": ev.name, "loss": ev.plan.loss, "alpha": float(ev.layer.alpha),
+             "logit_adjustment": ev.tau,
              "estimate": None if not np.isfinite(ev.estimate) else ev.estimate,
              "loo_accuracy": None if ev.hits is None else (ev.hits / ev.rows).tolist(),
              "kept": ev is kept}

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 
 from .._validation import check_counts, check_probability_vector, check_real
-from ._binary import binary_errors, weights_from_ratio
+from ._binary import binary_errors
 
 __all__ = [
     "OptimalWeights",
