@@ -7,7 +7,10 @@ features; every method gets the same array), for every ``n`` in ``--n`` and ``d`
 in ``--d`` this times
 
 * ``lastlayer``: ``LastLayerClassifier(weighting="optimal", alpha="auto")`` (square
-  loss: weights from the leverage rule, alpha by exact leave-one-out);
+  loss: weights from the leverage rule, alpha by exact leave-one-out; the default
+  before the selection layer);
+* ``lastlayer_default``: ``LastLayerClassifier()`` (the selection layer: candidates
+  compared by leave-one-out), reported as a ratio to ``lastlayer`` in the same run;
 * ``logreg_balanced``: ``LogisticRegression(class_weight="balanced")`` (lbfgs,
   ``max_iter=--logistic-max-iter``, scikit-learn's default 100; whether it
   converged is reported);
@@ -62,8 +65,8 @@ from _record import write_json
 PRIORS = np.array([0.45, 0.25, 0.15, 0.10, 0.05])
 DFR_C = (1.0, 0.7, 0.3, 0.1, 0.07, 0.03, 0.01)
 DFR_POWERS = (0.0, 0.5, 1.0)
-METHODS = ("lastlayer", "logreg_balanced", "ridge_balanced", "dfr_sweep", "gram_floor",
-           "kernel_floor")
+METHODS = ("lastlayer", "lastlayer_default", "logreg_balanced", "ridge_balanced", "dfr_sweep",
+           "gram_floor", "kernel_floor")
 
 
 def priors(n_classes):
@@ -210,6 +213,12 @@ def run_size(n, d, args, methods):
         row("lastlayer", med, runs, worst_class_accuracy(m.predict(X_test), y_test), note)
         rows[-1]["peak_bytes"] = peak
         rows[-1]["x_bytes"] = int(X.nbytes)
+    if "lastlayer_default" in methods:  # the selection layer: LastLayerClassifier()
+        med, runs, m = median_fit(LastLayerClassifier, X, y, args.repeats,
+                                  not args.no_warmup)
+        row("lastlayer_default", med, runs, worst_class_accuracy(m.predict(X_test), y_test),
+            f"kept {m.loss_}/{m.weighting_} of {len(m.selection_)} candidates; "
+            f"skipped: {m.plan_['selection_skipped'] or 'none'}")
     if "logreg_balanced" in methods:
         med, runs, m = median_fit(
             lambda: LogisticRegression(class_weight="balanced",
@@ -231,6 +240,11 @@ def run_size(n, d, args, methods):
             f"{note}; per fit {np.median(times):.3f} s; best (C, power)={best[1]} "
             f"(accuracy over the timed fits)")
     ours = {r["method"]: r["median_s"] for r in rows}
+    if "lastlayer" in ours and "lastlayer_default" in ours:
+        for r in rows:
+            r["ratio_to_lastlayer"] = r["median_s"] / ours["lastlayer"]
+        print(f"  ratio lastlayer_default / lastlayer = "
+              f"{ours['lastlayer_default'] / ours['lastlayer']:.2f}", flush=True)
     if "lastlayer" in ours and "logreg_balanced" in ours:
         ratio = ours["lastlayer"] / ours["logreg_balanced"]
         for r in rows:

@@ -1,6 +1,6 @@
 """Asymptotic theory of weighted last-layer retraining and its Monte Carlo check.
 
-See ``docs/theory.md`` (sections 0-8: the model and its closed forms; 9-13: theory against simulation).
+See ``docs/theory.md`` (sections 0-8: the model and its closed forms; 9-14: theory against simulation, cross-entropy).
 """
 
 from ._binary import BinaryPrediction, binary_errors, symmetric_means, weights_from_ratio
