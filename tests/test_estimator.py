@@ -23,12 +23,19 @@ EXPECTED_FAILURES = {
 
 
 def _estimators():
-    return [LastLayerClassifier()] + [
-        LastLayerClassifier(weighting=w, loss="square") for w in ("none", "balanced", "optimal")
-    ] + [LastLayerClassifier(weighting="optimal", loss="logistic")]
+    # alpha="auto" (the default) and a fixed alpha: with a fixed alpha every check passes
+    return [LastLayerClassifier(alpha=a) for a in ("auto", 0.1)] + [
+        LastLayerClassifier(weighting=w, loss="square", alpha=a) for a in ("auto", 0.1)
+        for w in ("none", "balanced", "optimal")] + [
+        LastLayerClassifier(weighting="optimal", loss="logistic", alpha=a)
+        for a in ("auto", 0.1)]
 
 
-@parametrize_with_checks(_estimators(), expected_failed_checks=lambda est: EXPECTED_FAILURES)
+def _expected_failures(est):
+    return EXPECTED_FAILURES if est.alpha == "auto" else {}
+
+
+@parametrize_with_checks(_estimators(), expected_failed_checks=_expected_failures)
 def test_scikit_learn_conformance(estimator, check):
     check(estimator)
 

@@ -10,6 +10,13 @@ Optional extras: :mod:`lastlayer.torch` (``lastlayer[torch]``),
 from importlib.metadata import PackageNotFoundError, version
 
 from .estimator import LastLayerClassifier
+from .exceptions import (
+    FeatureOutlierWarning,
+    LastLayerWarning,
+    SmallClassWarning,
+    UnseenLabelWarning,
+    ZeroTargetWarning,
+)
 from .theory import binary_errors, optimal_class_weights
 from .weights import WEIGHTINGS
 
@@ -18,5 +25,6 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["LastLayerClassifier", "WEIGHTINGS", "__version__", "binary_errors",
-           "optimal_class_weights"]
+__all__ = ["FeatureOutlierWarning", "LastLayerClassifier", "LastLayerWarning",
+           "SmallClassWarning", "UnseenLabelWarning", "WEIGHTINGS", "ZeroTargetWarning",
+           "__version__", "binary_errors", "optimal_class_weights"]

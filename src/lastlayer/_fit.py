@@ -34,7 +34,15 @@ from ._core.loo import argmin_prefer_last, gcv_path, loo_partial, loo_path, loo_
 from ._core.ridge import ridge, ridge_dual, weighted_rows
 from ._core.rowspace import RowSpace, lift, row_space
 from ._core.stats import accumulate, all_constant
-from ._validation import check_unit_values
+from ._validation import (
+    check_cv,
+    check_feature_range,
+    check_group_count,
+    check_rows_per_unit,
+    check_unit_values,
+    warn_feature_outlier,
+    warn_zero_target,
+)
 from .dimension import SPECTRAL_DIMENSIONS
 from .weights import (
     Weighting,
@@ -46,7 +54,8 @@ from .weights import (
 )
 
 __all__ = ["ALPHA_GRID", "GCV_ROWS_PER_FEATURE", "Choice", "Data", "Design", "Layer", "Plan",
-           "RidgeOracle", "RowStats", "Validation", "fit_layer",
+           "RidgeOracle", "RowStats", "Validation", "check_design",
+           "check_design_rows", "check_values", "data_driven", "fit_layer",
            "free_blas_threads", "make_oracle", "row_space_spectrum", "prepare", "resolve", "scheme_name",
            "select", "statistics"]
 
@@ -115,6 +124,7 @@ def prepare(y, groups, sample_weight, target):
     group_names = None
     if groups is not None:
         group_names, g_idx = np.unique(groups, return_inverse=True)
+        check_group_count(group_names)
         G = group_names.size
         keys, cell_idx = np.unique(y_idx * G + g_idx, return_inverse=True)
         cell_class, unit_of_cell, unit_labels = keys // G, keys % G, g_idx
@@ -131,8 +141,44 @@ def prepare(y, groups, sample_weight, target):
     if np.any(tgt < 0) or tgt.sum() <= 0:
         raise ValueError(f"The 'target' parameter must be non-negative with a positive sum. "
                          f"Got {tgt.tolist()!r} instead.")
+    warn_zero_target(tgt, unit_names, "class" if groups is None else "group")
     return Design(classes, y_idx, sample_weight, mass, cell_idx, cell_class, unit_of_cell,
                   unit_labels, unit_names, unit_counts, tgt / tgt.sum(), group_names)
+
+
+def data_driven(params):
+    """Whether alpha or the weights are read off the rows (leave-one-out, GCV,
+    leverages, internal CV): then every class and group needs two rows."""
+    return params["alpha"] == "auto" or scheme_name(params["weighting"]) in (
+        "auto", "optimal", "tuned")
+
+
+def check_values(X, params, plan):
+    """In-memory features: squares that stay finite in the plan's precision, and a
+    FeatureOutlierWarning when alpha or the weights are read off the rows."""
+    check_feature_range(X, plan.precision)
+    if data_driven(params):
+        warn_feature_outlier(X)
+
+
+def check_design(design, params, X, y, groups, kind):
+    """Rows per class and group (:func:`check_design_rows`); the params with ``cv`` as
+    explicit splits when it is a splitter or an iterable (rows in memory)."""
+    check_design_rows(design, params)
+    if kind == "memory" and not isinstance(params["cv"], int):
+        return {**params, "cv": check_cv(params["cv"], X, y, groups)}
+    return params
+
+
+def check_design_rows(design, params):
+    """Rows of positive weight per class and per group (:func:`check_rows_per_unit`)."""
+    active = design.sample_weight > 0
+    strict = data_driven(params)
+    rows = np.bincount(design.y_idx[active], minlength=design.n_classes)
+    check_rows_per_unit(rows, design.classes, "class", strict)
+    if design.groups is not None:
+        rows = np.bincount(design.unit_labels[active], minlength=design.unit_names.size)
+        check_rows_per_unit(rows, design.unit_names, "group", strict)
 
 
 @dataclass(frozen=True)
@@ -231,7 +277,10 @@ def _smaller_space(n_rows, d):
 
 
 def _fold_sizes(design, cv):
-    """Training rows of each fold of the round-robin stratified split (per cell)."""
+    """Training rows of each fold: of the given ``(train, test)`` splits, or of the
+    round-robin stratified split (per cell) for an int ``cv``."""
+    if not isinstance(cv, int):
+        return [len(train) for train, _ in cv]
     per_cell = np.bincount(design.cell_idx, minlength=design.n_cells)
     held = [sum(len(range(f, c, cv)) for c in per_cell) for f in range(cv)]
     return [design.cell_idx.size - h for h in held]
@@ -395,14 +444,26 @@ class RowStats(NamedTuple):
     stats: object
 
 
-def statistics(data, design, plan, device=None):
-    """Per-cell sufficient statistics of the rows, where the plan says.
+def statistics(data, design, plan, device=None, log=None):
+    """Per-cell sufficient statistics of the rows, where the plan says (a timed line
+    on ``log``, a :class:`lastlayer._progress.PhaseLog`, when given).
 
     In memory with the dual plan (``d + 1 > n``) the problem is first moved to the
     span of its rows (one ``n x n`` kernel eigendecomposition) and the statistics are
     those of the ``r < n`` coordinates (:class:`RowStats`): every later ridge fit,
     leverage and leave-one-out pass costs ``r^3`` instead of ``d^3`` or ``n^2 d``.
     """
+    log = log or PhaseLog(0)
+    with log.phase(f"statistics: n={design.y_idx.size}, d={_n_features(data)}, "
+                   f"{plan.statistics}, {plan.precision}"):
+        return _statistics(data, design, plan, device)
+
+
+def _n_features(data):
+    return data.X.shape[1] if data.in_memory else data.source.n_features
+
+
+def _statistics(data, design, plan, device):
     from . import sources
 
     cells, J, sw = design.cell_idx, design.n_cells, design.sample_weight
@@ -560,11 +621,35 @@ def _scheme_options(params, plan):
     return {}
 
 
-def select(params, design, plan, oracle, spectrum, rng, score=None):
+def _logged(log, plan, oracle, choose, alphas):
+    """``oracle.loo_alpha`` and ``choose`` with a timed message per call."""
+    if not log.verbose:
+        return oracle.loo_alpha, choose
+    found = {}
+
+    def loo_alpha(cell_w, grid):
+        with log.phase(lambda: f"alpha: {plan.alpha_criterion} over {len(grid)} values "
+                               f"-> {found['alpha']:.4g}"):
+            found["alpha"] = oracle.loo_alpha(cell_w, grid)
+        return found["alpha"]
+
+    def logged_choose(alpha, **extra):
+        with log.phase(lambda: f"weights: {found['w'].weights.round(4).tolist()} at "
+                               f"alpha={alpha:.4g}"):
+            found["w"] = choose(alpha, **extra)
+        return found["w"]
+    return loo_alpha, logged_choose
+
+
+def select(params, design, plan, oracle, spectrum, rng, score=None, log=None):
     """Choose the loss weights and the square-loss alpha (alternating once)."""
+    log = log or PhaseLog(0)
     spec = params["weighting"]
     scheme = scheme_name(spec)
     alphas = max(float(spectrum.max()), np.finfo(float).tiny) * ALPHA_GRID
+    if score is not None:
+        grid = 9 * (alphas[::5].size if plan.alpha_criterion == "tuned" else 1)
+        score = log.counted(score, grid, "tuned: weight x alpha grid")
     problem = WeightingProblem(
         unit_counts=design.unit_counts, target=design.target,
         unit_of_cell=design.unit_of_cell, n_features=oracle.n_features,
@@ -577,6 +662,7 @@ def select(params, design, plan, oracle, spectrum, rng, score=None):
         at = replace(problem, alpha=alpha, leverage=oracle.leverage_at(alpha))
         return compute_weighting(spec, at, **options, **extra)
 
+    loo_alpha, choose = _logged(log, plan, oracle, choose, alphas)
     crit = plan.alpha_criterion
     if crit == "fixed":
         alpha_sq = float(params["alpha"])
@@ -586,7 +672,7 @@ def select(params, design, plan, oracle, spectrum, rng, score=None):
         weighting = choose(0.0, alphas=alphas[::5])
         alpha_sq = weighting.alpha
     else:
-        alpha_sq, weighting = _alternate(scheme, design, oracle, alphas, choose)
+        alpha_sq, weighting = _alternate(scheme, design, loo_alpha, alphas, choose)
         if scheme == "optimal" and weighting.info.get("capped"):
             alpha_sq, weighting = _raise_alpha_until_feasible(alpha_sq, weighting, alphas,
                                                               choose)
@@ -594,15 +680,15 @@ def select(params, design, plan, oracle, spectrum, rng, score=None):
     return Choice(weighting, alpha_sq, alphas, dim)
 
 
-def _alternate(scheme, design, oracle, alphas, choose):
+def _alternate(scheme, design, loo_alpha, alphas, choose):
     """alpha for the starting weights, weights for that alpha, alpha again if they moved."""
     U, cells = design.unit_names.size, design.unit_of_cell
     start = (np.ones(U) if scheme == "none"
              else normalise_weights(design.target / design.unit_counts, design.unit_counts))
-    alpha_sq = oracle.loo_alpha(start[cells], alphas)
+    alpha_sq = loo_alpha(start[cells], alphas)
     weighting = choose(alpha_sq)
     if not np.allclose(weighting.weights, start, rtol=1e-9):
-        alpha2 = oracle.loo_alpha(weighting.weights[cells], alphas)
+        alpha2 = loo_alpha(weighting.weights[cells], alphas)
         if alpha2 != alpha_sq:
             alpha_sq = alpha2
             weighting = choose(alpha_sq)
@@ -663,7 +749,7 @@ def _logistic_alpha(params, design, plan, oracle, choice, row_w):
     X, K = oracle.features, design.n_classes
     return float(logistic_alpha_path(X, design.y_idx, K, row_w,
                                      choice.alphas[::_LOGISTIC_GRID_STEP],
-                                     float(X.shape[0]), _LOGISTIC_MAX_ITER, _LOGISTIC_TOL,
+                                     float(design.sample_weight.sum()), _LOGISTIC_MAX_ITER, _LOGISTIC_TOL,
                                      "alo", patience=_LOGISTIC_PATIENCE)[0])
 
 
@@ -687,11 +773,12 @@ def fit_layer(params, design, plan, oracle, choice):
         X, sw = oracle.features, D.sample_weight
         row_w = sw * cell_w[D.cell_idx]
         alpha = _logistic_alpha(params, design, plan, oracle, choice, row_w)
+        # the objective's n is the sum of the sample weights (docs of the estimator)
         if weighting.subsets:
-            W, b = _average([logistic(X[r], D.y_idx[r], K, sw[r], alpha) for r in
-                             weighting.subsets])
+            W, b = _average([logistic(X[r], D.y_idx[r], K, sw[r], alpha,
+                                      n_norm=float(sw[r].sum())) for r in weighting.subsets])
         else:
-            fit = logistic(X, D.y_idx, K, row_w, alpha)
+            fit = logistic(X, D.y_idx, K, row_w, alpha, n_norm=float(sw.sum()))
             W, b = fit.coef, fit.intercept
         sol = oracle.solve(cell_w, choice.alpha_sq)
     cell_mass = np.bincount(D.cell_idx, weights=D.sample_weight, minlength=J) * cell_w
@@ -718,7 +805,8 @@ def tuned_score(params, design, plan, oracle, rng, validation):
             return oracle.lift(sol.coef, sol.intercept)
         r = slice(None) if rows is None else rows
         fit = logistic(X[r], D.cell_class[D.cell_idx[r]], K,
-                       D.sample_weight[r] * cell_w[D.cell_idx[r]], alpha)
+                       D.sample_weight[r] * cell_w[D.cell_idx[r]], alpha,
+                       n_norm=float(D.sample_weight[r].sum()))
         return fit.coef, fit.intercept
 
     def worst(pred_idx, true_idx, units):
@@ -732,6 +820,8 @@ def tuned_score(params, design, plan, oracle, rng, validation):
                          validation.units)
         return score
     cv, n = params["cv"], X.shape[0]
+    if not isinstance(cv, int):
+        return _split_score(D, cv, plan, layer, worst, X)
     fold = np.empty(n, dtype=int)
     for j in np.unique(D.cell_idx):
         rows = rng.permutation(np.flatnonzero(D.cell_idx == j))
@@ -747,3 +837,21 @@ def tuned_score(params, design, plan, oracle, rng, validation):
             pred[test] = np.argmax(X[test] @ W + b, axis=1)
         return worst(pred, y_all, D.unit_labels)
     return score
+
+
+def _split_score(D, splits, plan, layer, worst, X):
+    """``tuned``'s score over given ``(train, test)`` splits: worst-unit accuracy over
+    every test row of every split (a row tested twice counts twice)."""
+    y_all = D.cell_class[D.cell_idx]
+    solvers = plan.fold_solvers or (None,) * len(splits)
+
+    def score(unit_w, alpha):
+        pred, true, units = [], [], []
+        for (train, test), solver in zip(splits, solvers):
+            W, b = layer(unit_w[D.unit_of_cell], alpha, train, solver)
+            pred.append(np.argmax(X[test] @ W + b, axis=1))
+            true.append(y_all[test])
+            units.append(D.unit_labels[test])
+        return worst(np.concatenate(pred), np.concatenate(true), np.concatenate(units))
+    return score
+

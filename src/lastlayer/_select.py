@@ -43,6 +43,7 @@ from ._fit import (
     select,
     tuned_score,
 )
+from ._progress import PhaseLog
 
 __all__ = ["Evaluation", "choose", "estimate_se", "fit_selected", "loo_scores",
            "unit_accuracy"]
@@ -89,8 +90,8 @@ def loo_scores(params, data, design, plan, oracle, layer):
         path = loo_path(rows, np.array([layer.alpha]), gram, return_decision=True)
         return path["loo_decision"][0]
     row_w = D.sample_weight * cell_w[D.cell_idx]
-    return alo_logits(X64, D.y_idx, K, row_w, layer.alpha, float(X64.shape[0]), layer.W,
-                      layer.b)
+    return alo_logits(X64, D.y_idx, K, row_w, layer.alpha, float(D.sample_weight.sum()),
+                      layer.W, layer.b)  # the objective's n: the sum of sample weights
 
 
 def _log_prior(design):
@@ -178,7 +179,8 @@ def _adjusted(layer, design, tau):
     return replace(layer, intercept=intercept, b=b)
 
 
-def _evaluate(params, data, design, plan, stats, spectrum, rng, score, cache, space=None):
+def _evaluate(params, data, design, plan, stats, spectrum, rng, score, cache, space=None,
+              log=None):
     """Fit one candidate (reusing the weights chosen for its weighting) and score it."""
     params_c = plan.params(params)
     data_c = data
@@ -189,9 +191,11 @@ def _evaluate(params, data, design, plan, stats, spectrum, rng, score, cache, sp
         data_c = oracle.data
     key = (plan.weighting, plan.alpha_criterion)
     if key not in cache:
-        cache[key] = select(params_c, design, plan, oracle, spectrum, rng, score)
+        cache[key] = select(params_c, design, plan, oracle, spectrum, rng, score, log)
     choice = cache[key]
-    layer = fit_layer(params_c, design, plan, oracle, choice)
+    with log.phase(lambda: f"layer: {plan.loss} loss, {plan.weighting} weights at "
+                           f"alpha={layer.alpha:.4g}"):
+        layer = fit_layer(params_c, design, plan, oracle, choice)
     scores = loo_scores(params_c, data_c, design, plan, oracle, layer)
     tau = 0.0
     if plan.adjust == "logit":
@@ -206,9 +210,12 @@ def _evaluate(params, data, design, plan, stats, spectrum, rng, score, cache, sp
     return Evaluation(plan, choice, layer, hits, rows, est, tau)
 
 
-def fit_selected(params, data, design, plan, stats, random_state=None, validation=None):
+def fit_selected(params, data, design, plan, stats, random_state=None, validation=None,
+                 log=None):
     """Fit every candidate of ``plan`` (or its one configuration), keep the best by
-    leave-one-out; returns ``(kept Evaluation, all Evaluations)``."""
+    leave-one-out; returns ``(kept Evaluation, all Evaluations)``. ``log`` (a
+    :class:`lastlayer._progress.PhaseLog`) reports the phases on stderr."""
+    log = log or PhaseLog(0)
     rng = np.random.default_rng(random_state if not isinstance(
         random_state, np.random.RandomState) else random_state.randint(2**31))
     plans = plan.candidates or (plan,)
@@ -228,6 +235,6 @@ def fit_selected(params, data, design, plan, stats, random_state=None, validatio
                                 validation)
         cache = {}
         evaluations = [_evaluate(params, data, design, p, stats, spectrum, rng, score, cache,
-                                 space) for p in plans]
+                                 space, log) for p in plans]
     kept = choose(evaluations, design, plan.metric) if len(evaluations) > 1 else 0
     return evaluations[kept], evaluations

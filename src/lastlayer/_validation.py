@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -54,6 +57,21 @@ __all__ = [
     "check_batch_size",
     "check_num_threads",
     "check_split",
+    "MIN_ROWS_LOO",
+    "OUTLIER_Z",
+    "check_rows_per_unit",
+    "check_group_count",
+    "warn_zero_target",
+    "check_feature_range",
+    "find_feature_outlier",
+    "warn_feature_outlier",
+    "check_cv",
+    "unseen_labels",
+    "warn_unseen_labels",
+    "check_output_path",
+    "check_cli_int",
+    "check_subsample",
+    "check_validation_rows",
 ]
 
 
@@ -460,6 +478,16 @@ def check_fit_labels(values, name, n):
     if arr.shape[0] != n:
         raise ValueError(
             f"'{name}' has {arr.shape[0]} entries but X has {n} samples; they must match.")
+    if arr.dtype.kind in "fc" or arr.dtype == object:
+        missing = np.array([_kind_of(v) == "missing" or (isinstance(v, numbers.Real)
+                                                         and not math.isfinite(v))
+                            for v in arr.tolist()], dtype=bool)
+        if missing.any():
+            i = int(np.argmax(missing))
+            raise ValueError(
+                f"'{name}' must not have missing values (NaN, inf or None). Got "
+                f"{int(missing.sum())} missing value(s); the first is at index {i} "
+                f"({arr[i]!r}).")
     kinds = {type(v).__name__ for v in arr.tolist()} if arr.dtype == object else set()
     if len({"str" if k in ("str", "str_") else "num" for k in kinds}) > 1:
         raise ValueError(f"'{name}' mixes label types ({sorted(kinds)}); use one type.")
@@ -495,6 +523,12 @@ def _weighting_ok(w, names):
     return (w in names) if isinstance(w, str) else (isinstance(w, dict) or np.ndim(w) == 1)
 
 
+def _cv_ok(v):
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+        return v >= 2
+    return hasattr(v, "split") or (isinstance(v, Iterable) and not isinstance(v, (str, dict)))
+
+
 def estimator_parameter_table(weightings, losses, solvers, precisions, dims, metrics):
     """``{name: (accepts(value) -> bool, allowed text)}`` for LastLayerClassifier."""
     return {
@@ -508,7 +542,11 @@ def estimator_parameter_table(weightings, losses, solvers, precisions, dims, met
                 f"one of {list(dims)} or a float in the range [0, inf)"),
         "max_leverage": (lambda v: _is_real(v) and 0 < v < 1, "a float in the range (0, 1)"),
         "n_subsets": (lambda v: _is_int(v, 1), "an int in the range [1, inf)"),
-        "cv": (lambda v: _is_int(v, 2), "an int in the range [2, inf)"),
+        "cv": (_cv_ok, "an int in the range [2, inf), a cross-validation splitter (an "
+                       "object with a split method) or an iterable of (train, test) index "
+                       "arrays"),
+        "verbose": (lambda v: isinstance(v, (bool, numbers.Integral)) and v >= 0,
+                    "a bool or an int in the range [0, inf)"),
         "device": (lambda v: v is None or isinstance(v, str),
                    "None or a torch device string such as 'cuda'"),
         "precision": (lambda v: isinstance(v, str) and v in precisions,
@@ -611,6 +649,7 @@ def validate_features(X, y, groups=None, *, source=None):
             f"X{where} must be finite. Got {count} non-finite value(s) ({n_nan} NaN, "
             f"{count - n_nan} inf); the first is at row {row}, column {col}."
         )
+    check_feature_range(X, "float64", source=source)
     y = check_labels(y, "y", source=source)
     if len(y) != X.shape[0]:
         raise ValueError(
@@ -730,3 +769,274 @@ def check_split(split):
             "The 'split' parameter must be a str among {'train', 'test'}. "
             f"Got {split!r} instead."
         )
+
+
+# -------------------------------------------------------------- fit-time checks
+
+#: Training rows every class (and group) needs when alpha or the weights are chosen
+#: from the data (leave-one-out, GCV, leverages, internal CV).
+MIN_ROWS_LOO = 2
+#: A feature cell more than this many standard deviations (of the other rows of its
+#: column) from their mean is reported as an outlier (FeatureOutlierWarning).
+OUTLIER_Z = 50.0
+
+
+def check_rows_per_unit(rows, names, what, data_driven):
+    """Every class (or group) with fewer than :data:`MIN_ROWS_LOO` rows of positive
+    weight: an error when ``data_driven`` (alpha="auto" or leverage-based weights),
+    else a :class:`~lastlayer.exceptions.SmallClassWarning`."""
+    from .exceptions import SmallClassWarning
+
+    small = np.asarray(rows) < MIN_ROWS_LOO
+    if not small.any():
+        return
+    labels = np.asarray(names)[small].tolist()
+    counts = np.asarray(rows)[small].tolist()
+    found = "; ".join(f"{what} {lab!r} has {c} row(s)" for lab, c in zip(labels, counts))
+    if data_driven:
+        raise ValueError(
+            f"Every {what} needs at least {MIN_ROWS_LOO} training rows with positive "
+            f"sample weight when alpha='auto' or weighting is 'optimal' or 'tuned' "
+            f"(leave-one-out and leverages cannot learn a {what} from its own single "
+            f"row). Got: {found}. Add rows, drop or merge the {what}, or pass a fixed "
+            f"alpha with a weighting that reads no leverages (e.g. weighting='balanced', "
+            f"alpha=1.0).")
+    warnings.warn(SmallClassWarning(
+        f"A {what} with a single training row ({found}): the layer "
+        f"fits that row but has nothing to generalise from."), stacklevel=4)
+
+
+def check_group_count(group_names):
+    """Weighting by group needs at least two distinct groups."""
+    if len(group_names) < 2:
+        raise ValueError(
+            f"The 'groups' parameter must hold at least 2 distinct groups to weight by "
+            f"group. Got 1 group, {np.asarray(group_names).tolist()!r}, for every row. "
+            f"Omit groups to weight by class.")
+
+
+def warn_zero_target(target, names, what):
+    """A :class:`~lastlayer.exceptions.ZeroTargetWarning` for units of target 0."""
+    from .exceptions import ZeroTargetWarning
+
+    zero = np.asarray(target) == 0
+    if zero.any():
+        warnings.warn(ZeroTargetWarning(
+            f"The 'target' parameter gives {what}(es) {np.asarray(names)[zero].tolist()!r} "
+            f"share 0: weightings that follow the target give their rows loss weight 0, "
+            f"so they do not influence the layer."),
+            stacklevel=4)
+
+
+def _column_moments(X, block=65536):
+    """Per-column sum, sum of squares, min and max in float64, block by block."""
+    d = X.shape[1]
+    s, s2 = np.zeros(d), np.zeros(d)
+    lo, hi = np.full(d, np.inf), np.full(d, -np.inf)
+    for start in range(0, X.shape[0], block):
+        B = np.asarray(X[start:start + block], dtype=np.float64)
+        s += B.sum(axis=0)
+        s2 += np.einsum("ij,ij->j", B, B)
+        lo, hi = np.minimum(lo, B.min(axis=0)), np.maximum(hi, B.max(axis=0))
+    return s, s2, lo, hi
+
+
+def check_feature_range(X, precision="float64", name="X", source=None):
+    """Refuse entries whose squares, summed over the rows, overflow ``precision``
+    (the Gram products of the statistics); the message gives the row and column."""
+    n = max(int(X.shape[0]), 1)
+    limit = math.sqrt(np.finfo(np.dtype(precision)).max / (16.0 * n))
+    hi, lo = np.max(X, axis=0), np.min(X, axis=0)
+    big = np.maximum(np.abs(np.asarray(hi, float)), np.abs(np.asarray(lo, float))) > limit
+    if not big.any():
+        return
+    col = int(np.argmax(big))
+    row = int(np.argmax(np.abs(np.asarray(X[:, col], dtype=np.float64))))
+    raise ValueError(
+        f"{name}{in_source(source)} must have entries of magnitude at most {limit:.3g} "
+        f"(their squares, summed over {n} rows, must stay finite in {precision}). Got "
+        f"{int(big.sum())} column(s) beyond it; the first value is "
+        f"{float(X[row, col]):.6g} at row {row}, column {col}.")
+
+
+def find_feature_outlier(X, z=OUTLIER_Z):
+    """``(row, column, value, z_score, n_columns)`` of the most extreme cell lying
+    more than ``z`` standard deviations of the other rows of its column from their
+    mean, or None. Cost: one pass over ``X`` plus O(n) per suspicious column."""
+    n = X.shape[0]
+    if n < 3:
+        return None
+    s, s2, lo, hi = _column_moments(X)
+    mean = s / n
+    css = np.maximum(s2 - n * mean**2, 0.0)
+    far = np.maximum((hi - mean) ** 2, (lo - mean) ** 2)
+    # a cell z sds from the others holds about z^2 / (z^2 + n) of the centred SS
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(css > 0, far / css, 0.0)
+    worst, count = None, 0
+    for j in np.flatnonzero(share > 0.5 * z**2 / (z**2 + n)):
+        col = np.asarray(X[:, j], dtype=np.float64)
+        i = int(np.argmax(np.abs(col - mean[j])))
+        others = np.delete(col, i)
+        sd = others.std()
+        if not sd > 0:
+            continue  # the rest of the column is constant: nothing to extrapolate from
+        zj = abs(col[i] - others.mean()) / sd
+        if zj > z:
+            count += 1
+            if worst is None or zj > worst[3]:
+                worst = (i, int(j), float(col[i]), float(zj))
+    return None if worst is None else (*worst, count)
+
+
+def warn_feature_outlier(X, z=OUTLIER_Z, name="X"):
+    """A :class:`~lastlayer.exceptions.FeatureOutlierWarning` naming the worst cell."""
+    from .exceptions import FeatureOutlierWarning
+
+    found = find_feature_outlier(X, z)
+    if found is None:
+        return None
+    row, col, value, zs, count = found
+    warnings.warn(FeatureOutlierWarning(
+        f"{name} has {count} column(s) with a cell more than {z:g} standard deviations "
+        f"from the other rows; the worst is {value:.6g} at row {row}, column {col} "
+        f"({zs:.3g} sd). Leave-one-out (alpha='auto') and the data-driven weights can "
+        f"be dominated by that row: check the row, clip or robustly scale the features, "
+        f"or pass a fixed alpha."), stacklevel=4)
+    return found
+
+
+def check_cv(cv, X, y, groups=None):
+    """``cv`` as the int it is, or as a tuple of ``(train, test)`` index arrays from a
+    splitter or an iterable of splits (:func:`sklearn.model_selection.check_cv`);
+    every split must have training and test rows inside ``range(n)``."""
+    from sklearn.model_selection import check_cv as sk_check_cv
+
+    if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
+        return int(cv)
+    n = X.shape[0]
+    splits = tuple(sk_check_cv(cv, y, classifier=True).split(X, y, groups))
+    if not splits:
+        raise ValueError("The 'cv' parameter must give at least one (train, test) split. "
+                         "Got none.")
+    out = []
+    for k, split in enumerate(splits):
+        train, test = (np.asarray(part) for part in split)
+        for part, what in ((train, "train"), (test, "test")):
+            if part.dtype == bool and part.shape == (n,):
+                part = np.flatnonzero(part)
+            if part.size == 0 or part.dtype.kind not in "iu" or part.min() < 0 \
+                    or part.max() >= n:
+                raise ValueError(
+                    f"The 'cv' parameter must give non-empty {what} indices in [0, {n}). "
+                    f"Got split {k} with {what} indices {part[:10].tolist()!r}"
+                    f"{'...' if part.size > 10 else ''} instead.")
+            if what == "train":
+                train = part
+            else:
+                test = part
+        out.append((train.astype(np.intp), test.astype(np.intp)))
+    return tuple(out)
+
+
+# ------------------------------------------------------------------- evaluation
+
+
+def unseen_labels(y, classes):
+    """Sorted labels of ``y`` that are not in ``classes``."""
+    y = np.asarray(y)
+    if y.size == 0:
+        return []
+    try:
+        return np.setdiff1d(np.unique(y), np.asarray(classes)).tolist()
+    except TypeError:  # labels of another kind than the classes: all unseen
+        return np.unique(y).tolist()
+
+
+def warn_unseen_labels(y, classes, source=None):
+    """An :class:`~lastlayer.exceptions.UnseenLabelWarning` for evaluation labels the
+    layer never saw in training; returns them."""
+    from .exceptions import UnseenLabelWarning
+
+    unseen = unseen_labels(y, classes)
+    if unseen:
+        y = np.asarray(y)
+        rows = int(np.isin(y, np.asarray(unseen, dtype=y.dtype)).sum())
+        warnings.warn(UnseenLabelWarning(
+            f"Labels {unseen!r} of the evaluation set{in_source(source)} ({rows} rows) "
+            f"never occur in training (classes {np.asarray(classes).tolist()!r}): the "
+            f"layer cannot predict them, so their accuracy is 0 by construction."),
+            stacklevel=3)
+    return unseen
+
+
+# ------------------------------------------------------------------ outputs and CLI
+
+
+def check_output_path(path, name, suffixes=None):
+    """An output file we can create: not a directory, its folder exists and is
+    writable, and (when ``suffixes`` is given) its suffix is one of them. Raises
+    ValueError naming ``name`` (e.g. ``--out``) and the path."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{name} must name a file. Got '{p}', which is a directory.")
+    if suffixes and p.suffix.lower() not in suffixes:
+        raise ValueError(
+            f"{name} must be a file ending in {' or '.join(suffixes)}. Got '{p}' "
+            f"(suffix {p.suffix!r}).")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"{name}: cannot write '{p}': directory '{parent}' does not exist.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{name}: cannot write '{p}': directory '{parent}' is not "
+                         f"writable.")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise ValueError(f"{name}: cannot write '{p}': the file is not writable.")
+    return p
+
+
+def check_cli_int(text, name, low):
+    """An int option of the command line, at least ``low`` (message names ``name``)."""
+    try:
+        v = int(text)
+    except (TypeError, ValueError):
+        v = None
+    if v is None or v < low:
+        raise ValueError(f"{name} must be an int in the range [{low}, inf). Got {text!r}.")
+    return v
+
+
+def check_subsample(subsample, y, min_per_class=2):
+    """A stratified subsample size: an int of at least ``min_per_class`` rows per
+    class and at most the number of rows."""
+    classes = np.unique(y)
+    low = min_per_class * classes.size
+    if isinstance(subsample, bool) or not isinstance(subsample, numbers.Integral) \
+            or not low <= subsample <= len(y):
+        raise ValueError(
+            f"The 'subsample' parameter (--subsample) must be an int in the range [{low}, "
+            f"{len(y)}]: every one of the {classes.size} classes keeps at least "
+            f"{min_per_class} rows, and there are {len(y)} training rows. Got "
+            f"{subsample!r} instead.")
+    return int(subsample)
+
+
+def check_validation_rows(estimator, X_val, y_val, groups_val, group_names):
+    """Validation rows of ``weighting="tuned"``: features checked against the fitted
+    ``estimator`` (its ``n_features_in_`` and ``classes_``), class index and unit index
+    (group, when ``group_names``) of every row."""
+    from sklearn.utils.validation import validate_data
+
+    if y_val is None:
+        raise ValueError("X_val was given without y_val.")
+    Xv = validate_data(estimator, X_val, dtype=np.float64, reset=False)
+    yv = check_fit_labels(y_val, "y_val", Xv.shape[0])
+    unknown = np.setdiff1d(yv, estimator.classes_)
+    if unknown.size:
+        raise ValueError(f"y_val has classes not seen in y: {unknown.tolist()!r}.")
+    yv_idx = np.searchsorted(estimator.classes_, yv)
+    uv = yv_idx
+    if groups_val is not None:
+        uv = np.searchsorted(group_names, check_fit_labels(groups_val, "groups_val",
+                                                           Xv.shape[0]))
+    return Xv, yv_idx, uv

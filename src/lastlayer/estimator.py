@@ -18,17 +18,22 @@ from ._fit import (
     GCV_ROWS_PER_FEATURE,
     Data,
     Validation,
+    check_design,
+    check_values,
     prepare,
     resolve,
     scheme_name,
     statistics,
 )
+from ._progress import PhaseLog
 from ._select import fit_selected
 from ._validation import (
     check_fit_labels,
     check_fit_sample_weight,
     check_params,
+    check_validation_rows,
     estimator_parameter_table,
+    warn_unseen_labels,
 )
 from .weights import WEIGHTINGS
 
@@ -95,9 +100,10 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         average leverage instead of an infinite weight (``feasible_`` is False).
     n_subsets : int, default=10
         Subsets averaged by ``weighting="downsample"``.
-    cv : int, default=3
-        Folds of the internal cross-validation of ``weighting="tuned"`` when no
-        validation data is passed to :meth:`fit`.
+    cv : int, CV splitter or iterable of (train, test) index arrays, default=3
+        Internal cross-validation of ``weighting="tuned"`` without validation data: an
+        int is a number of stratified folds; splitters (given ``groups``) and explicit
+        splits are used as given (:func:`sklearn.model_selection.check_cv`).
     solver : {"auto", "primal", "dual"}, default="auto"
         Square loss: ``"primal"`` solves from per-class sufficient statistics
         (``d x d``), ``"dual"`` in the ``n x n`` kernel; ``"auto"`` takes the smaller.
@@ -117,6 +123,9 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         system. ``"auto"``: float32 for float32 features (as networks emit them),
         float64 otherwise. Everything after the statistics runs in float64; logistic
         loss, ``device`` and out-of-core sources always use float64.
+    verbose : bool or int, default=0
+        ``>= 1``: a timed line per phase of :meth:`fit` (statistics, alpha, weights,
+        layer) on stderr. Errors and warnings: docs/cli.md, "Errors and warnings".
 
     Attributes
     ----------
@@ -148,7 +157,8 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, weighting="auto", *, loss="auto", alpha="auto", target=None,
                  dim="pca99", max_leverage=0.95, n_subsets=10, cv=3, solver="auto",
-                 random_state=None, device=None, precision="auto", metric="worst"):
+                 random_state=None, device=None, precision="auto", metric="worst",
+                 verbose=0):
         self.weighting = weighting
         self.loss = loss
         self.alpha = alpha
@@ -162,6 +172,7 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.precision = precision
         self.metric = metric
+        self.verbose = verbose
 
     # --------------------------------------------------------------------- fit
     def fit(self, X, y=None, groups=None, sample_weight=None, X_val=None, y_val=None,
@@ -206,14 +217,19 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
                                  ensure_min_samples=2, y_numeric=False)
             (n, d), dtype, kind = X.shape, X.dtype, "memory"
         design = self._design(y, groups, sample_weight, n)
-        validation = self._validation(X_val, y_val, groups_val, design)
+        validation = None
+        if X_val is not None and scheme_name(self.weighting) == "tuned":
+            validation = Validation(*check_validation_rows(self, X_val, y_val, groups_val,
+                                                           design.groups))
+        params = check_design(design, params, X, y, groups, kind)
         plan = resolve(params, n, d, dtype, kind, design, validation is not None)
         if kind == "memory":  # float32 features stay float32 only for float32 statistics
+            check_values(X, params, plan)
             data = Data(X=X if plan.precision == "float32" else
                              np.asarray(X, dtype=np.float64))
-        stats = statistics(data, design, plan, device=self.device)
+        stats = statistics(data, design, plan, self.device, log := PhaseLog(self.verbose))
         kept, evaluations = fit_selected(params, data, design, plan, stats,
-                                         self.random_state, validation)
+                                         self.random_state, validation, log)
         self._set_selection(kept, evaluations, design)
         return self._set_fitted(plan, kept.choice, kept.layer, design)
 
@@ -254,24 +270,6 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         else:
             self.__dict__.pop("groups_", None)
         return design
-
-    def _validation(self, X_val, y_val, groups_val, design):
-        """Checked validation rows for ``tuned`` (None when not given or not used)."""
-        if X_val is None or scheme_name(self.weighting) != "tuned":
-            return None
-        if y_val is None:
-            raise ValueError("X_val was given without y_val.")
-        Xv = validate_data(self, X_val, dtype=np.float64, reset=False)
-        yv = check_fit_labels(y_val, "y_val", Xv.shape[0])
-        unknown = np.setdiff1d(yv, self.classes_)
-        if unknown.size:
-            raise ValueError(f"y_val has classes not seen in y: {unknown.tolist()!r}.")
-        yv_idx = np.searchsorted(self.classes_, yv)
-        uv = yv_idx
-        if groups_val is not None:
-            uv = np.searchsorted(design.groups, check_fit_labels(groups_val, "groups_val",
-                                                                 Xv.shape[0]))
-        return Validation(Xv, yv_idx, uv)
 
     def _set_selection(self, kept, evaluations, design):
         """``loss_``, ``weighting_``, ``selection_`` and the leave-one-out estimates."""
@@ -345,6 +343,9 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         return np.log(self.predict_proba(X))
 
     def report(self, X, y, groups=None):
-        """Per-class (and per-group) accuracy report as a JSON-ready dict."""
+        """Per-class (and per-group) accuracy report as a JSON-ready dict (labels unseen
+        in training warn: UnseenLabelWarning)."""
         from .metrics import classification_report
-        return classification_report(np.asarray(y), self.predict(X), groups=groups)
+        pred = self.predict(X)
+        warn_unseen_labels(y, self.classes_)
+        return classification_report(np.asarray(y), pred, groups=groups)

@@ -169,7 +169,8 @@ def weighting_upsample(problem):
     scale this is the ratio of priors rounded to whole repeats.
     """
     ratio = _importance(problem)
-    reps = np.maximum(np.rint(ratio / ratio.min()), 1.0)
+    pos = ratio > 0  # a unit of target share 0 is not repeated at all (weight 0)
+    reps = np.where(pos, np.maximum(np.rint(ratio / ratio[pos].min()), 1.0), 0.0)
     return Weighting(normalise_weights(reps, problem.unit_counts),
                      info={"repeats": reps.astype(int).tolist()})
 
@@ -304,8 +305,10 @@ def weighting_optimal(problem, max_leverage=0.95, tol=1e-6, max_iter=100, method
         if gap < tol:
             break
         a = np.clip(L / n_u, 1e-12, 1.0 - 1e-12)
-        k_u = a / ((1.0 - a) * w)
-        w_new = np.where(p > 0, a_target / ((1.0 - a_target) * k_u), 0.0)
+        pos = p > 0  # a unit of target 0 keeps weight 0 (its k_u is not needed)
+        k_u = np.ones_like(a)
+        k_u[pos] = a[pos] / ((1.0 - a[pos]) * w[pos])
+        w_new = np.where(pos, a_target / ((1.0 - a_target) * k_u), 0.0)
         w_new = normalise_weights(w_new, n_u)
         if np.allclose(w_new, w, rtol=1e-13, atol=0):
             break
