@@ -12,6 +12,7 @@ import json
 import math
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -68,8 +69,10 @@ def cmd_theory(args):
         "equalizing_feasible": bool(math.isfinite(rho_eq)),
         "worst_class_optimal_ratio": worst["weight_ratio"],
         "worst_class_optimal_error": worst["error"],
+        "worst_class_optimal_at_bound": worst["at_bound"],
         "balanced_optimal_ratio": bal["weight_ratio"],
         "balanced_optimal_error": bal["error"],
+        "balanced_optimal_at_bound": bal["at_bound"],
         "details": pred.as_dict(),
     }
     if args.simulate:
@@ -99,8 +102,8 @@ def cmd_theory(args):
         f"worst-class error {pred.worst_class_error:.4f}   balanced error {pred.balanced_error:.4f}",
         f"ratio of priors            {(1 - pi) / pi:.4g}",
         f"error-equalising ratio     {eq}",
-        f"worst-class optimum        {worst['weight_ratio']:.4g} (error {worst['error']:.4f})",
-        f"balanced-error optimum     {bal['weight_ratio']:.4g} (error {bal['error']:.4f})",
+        f"worst-class optimum        {_optimum(worst)}",
+        f"balanced-error optimum     {_optimum(bal)}",
     ])
     _emit(args, payload, text)
 
@@ -134,6 +137,14 @@ def _cmd_theory_logistic(args):
                          f"{sm['error_minority']:.4f} ± {sm['error_minority_sem']:.4f} / "
                          f"{sm['error_majority']:.4f} ± {sm['error_majority_sem']:.4f}")
     _emit(args, p, "\n".join(lines))
+
+
+def _optimum(found):
+    """An optimum of numerical_optimal_ratio, or what the search saw at its edge."""
+    if found["at_bound"]:
+        return (f"none inside the searched ratios [1e-3, 1e4]: the error still falls at "
+                f"the edge {found['weight_ratio']:.4g} (error there {found['error']:.4f})")
+    return f"{found['weight_ratio']:.4g} (error {found['error']:.4f})"
 
 
 # --------------------------------------------------------------- weights
@@ -177,9 +188,25 @@ def cmd_weights(args):
 
 
 # ------------------------------------------------------------------- fit
-def _fit_report(clf, X, y, groups):
-    from .metrics import classification_report
-    return classification_report(y, clf.predict(X), groups=groups)
+def _progress(args):
+    """Progress on stderr unless --quiet, or --json (one object on stdout)."""
+    return not (getattr(args, "quiet", False) or getattr(args, "json", False))
+
+
+def _load(path, args, option):
+    from .io import load_features
+    try:
+        return load_features(path, label_column=args.label_column,
+                             group_column=args.group_column)
+    except (ValueError, OSError) as e:
+        raise UsageError(f"{option}: {e}") from None
+
+
+def _check_groups(fs, args, option):
+    if args.groups and fs.groups is None:
+        raise UsageError(
+            f"--groups: {option} '{fs.source}' has no group labels (expected an array or "
+            f"column named '{args.group_column}'; choose another with --group-column).")
 
 
 def _loo_estimates(clf):
@@ -199,17 +226,26 @@ def _weight_rows(clf):
 
 
 def cmd_fit(args):
+    from ._validation import check_output_path
     from .estimator import LastLayerClassifier
-    from .io import load_features, save_layer
-    train = load_features(args.train)
+    from .io import save_layer
+    if args.out:
+        check_output_path(args.out, "--out", (".npz",))
+    train = _load(args.train, args, "--train")
+    _check_groups(train, args, "--train")
+    ev = _load(args.test, args, "--test") if args.test else train
+    if ev.n_features != train.n_features:
+        raise UsageError(f"--test: '{args.test}' has {ev.n_features} features; the training "
+                         f"file '{args.train}' has {train.n_features}. They must match.")
     alpha = args.alpha if args.alpha == "auto" else float(args.alpha)
     clf = LastLayerClassifier(weighting=args.weighting, loss=args.loss, alpha=alpha,
-                              random_state=args.seed, precision=args.precision)
+                              random_state=args.seed, precision=args.precision,
+                              verbose=int(_progress(args)))
     t0 = time.perf_counter()
     clf.fit(train.X, train.y, groups=train.groups if args.groups else None)
     seconds = time.perf_counter() - t0
-    ev = load_features(args.test) if args.test else train
-    rep = _fit_report(clf, ev.X, ev.y, ev.groups)
+    from ._validation import unseen_labels
+    rep = clf.report(ev.X, ev.y, ev.groups)
     payload = {
         "train": args.train, "evaluated_on": "test" if args.test else "train",
         "weighting": args.weighting, "loss": args.loss,
@@ -224,6 +260,7 @@ def cmd_fit(args):
         "worst_class_accuracy": rep["worst_class_accuracy"],
         "balanced_accuracy": rep["balanced_accuracy"],
         "accuracy": rep["accuracy"],
+        "unseen_labels": unseen_labels(ev.y, clf.classes_),
         "report": rep,
     }
     if args.out:
@@ -246,23 +283,37 @@ def cmd_fit(args):
           if len(clf.selection_) > 1 else []),
         f"Evaluated on {'test: ' + args.test if args.test else 'the training set'}",
         report_markdown(rep),
+        *([f"labels never seen in training (accuracy 0 by construction): "
+           f"{payload['unseen_labels']}"] if payload["unseen_labels"] else []),
         *([f"layer written to {args.out}"] if args.out else []),
     ])
     _emit(args, payload, text)
 
 
 def cmd_compare(args):
+    from ._validation import check_output_path
     from .compare import compare_weightings, summarise_comparison
-    from .io import load_features
-    train, test = load_features(args.train), load_features(args.test)
-    weightings = [w.strip() for w in args.weightings.split(",") if w.strip()]
     from .weights import WEIGHTINGS
+    weightings = [w.strip() for w in args.weightings.split(",") if w.strip()]
     bad = [w for w in weightings if w not in WEIGHTINGS]
-    if bad:
-        raise UsageError(f"--weightings: unknown scheme(s) {bad}; choose from {sorted(WEIGHTINGS)}")
+    if bad or not weightings:
+        raise UsageError(f"--weightings must be a comma-separated list of {sorted(WEIGHTINGS)}."
+                         f" Got unknown scheme(s) {bad} in {args.weightings!r}.")
+    if args.repeats is None:
+        args.repeats = 10 if args.subsample else 1
+    elif args.repeats > 1 and not args.subsample:
+        raise UsageError(f"--repeats {args.repeats} needs --subsample N: without it every "
+                         "repeat fits the same rows and the spread is zero. Pass --subsample, "
+                         "or leave --repeats out (one fit on all rows).")
+    for option, path, suffixes in (("--figure", args.figure, (".png", ".pdf", ".svg")),
+                                   ("--report", args.report, None)):
+        if path:
+            check_output_path(path, option, suffixes)
+    train, test = _load(args.train, args, "--train"), _load(args.test, args, "--test")
+    _check_groups(train, args, "--train")
     res = compare_weightings(train, test, weightings, repeats=args.repeats,
                              subsample=args.subsample, loss=args.loss, seed=args.seed,
-                             progress=not args.json, use_groups=args.groups)
+                             progress=_progress(args), use_groups=args.groups)
     labels = [str(c) for c in np.unique(test.y).tolist()]
     summary, rows = summarise_comparison(res, weightings)
     payload = {"train": args.train, "test": args.test, "repeats": args.repeats,
@@ -272,9 +323,10 @@ def cmd_compare(args):
         from .plots import plot_compare, save_figure
         save_figure(plot_compare(summary, labels), args.figure)
         payload["figure"] = args.figure
+    spread = "mean ± standard error" if args.repeats > 1 else "one fit on all rows"
     text = "\n".join([
-        f"{args.repeats} repeats, subsample={args.subsample or 'all'} of {args.train}; "
-        f"test {args.test} (mean ± standard error)", "",
+        f"{args.repeats} repeat(s), subsample={args.subsample or 'all'} of {args.train}; "
+        f"test {args.test} ({spread})", "",
         _table(rows, ["weighting", "worst-class acc", "balanced acc", "mean alpha", "feasible"]),
         *([f"figure written to {args.figure}"] if args.figure else []),
     ])
@@ -288,7 +340,7 @@ def cmd_compare(args):
 def cmd_demo(args):
     from .demo import run_demo
     payload, text = run_demo(out_dir=args.out_dir, quick=args.quick, seed=args.seed,
-                             progress=not args.json)
+                             progress=_progress(args))
     _emit(args, payload, text)
 
 
@@ -362,14 +414,149 @@ def _positive_float(name, allow_zero=False, upper=None):
     return parse
 
 
-def _count(s):
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"counts must be positive integers; got {s!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"counts must be positive integers; got {s!r}")
-    return v
+def _int(name, low):
+    """An argparse type: an int of at least ``low``; the message names the option."""
+    from ._validation import check_cli_int
+
+    def parse(s):
+        try:
+            return check_cli_int(s, name, low)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return parse
+
+
+def _output_flags(parser, what="the result"):
+    parser.add_argument("--json", action="store_true",
+                        help=f"print {what} as exactly one JSON object on stdout (no "
+                             f"progress output)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars or phase messages on stderr (warnings and "
+                             "errors are still shown)")
+
+
+_FEATURES = ("feature file: .npz, .npy (X.npy beside y.npy), .csv, .parquet, "
+             ".safetensors, a directory holding X.npy, or a directory of .npz/.parquet "
+             "shards")
+
+
+def _feature_flags(parser, test_required, auto_loss=False):
+    parser.add_argument("--train", required=True, metavar="TRAIN",
+                        help=f"training {_FEATURES}")
+    parser.add_argument("--test", required=test_required, default=None, metavar="TEST",
+                        help="test feature file (same formats and columns as --train)"
+                             + ("" if test_required else "; default: report on TRAIN"))
+    parser.add_argument("--label-column", default="y", metavar="NAME",
+                        help="name of the label array/column/tensor (default: y)")
+    parser.add_argument("--group-column", default="groups", metavar="NAME",
+                        help="name of the group array/column/tensor (default: groups; "
+                             "optional unless --groups)")
+    losses = ["auto", "square", "logistic"] if auto_loss else ["square", "logistic"]
+    parser.add_argument("--loss", choices=losses, default=losses[0],
+                        help="square (ridge on one-hot targets) or logistic (multinomial "
+                             "cross-entropy)" + ("; auto: chosen by leave-one-out with the "
+                                                 "weighting" if auto_loss else "")
+                             + f"; default: {losses[0]}")
+    parser.add_argument("--groups", action="store_true",
+                        help="weight the file's groups instead of its classes (worst-group "
+                             "setting); the file must hold group labels")
+    parser.add_argument("--seed", type=_int("--seed", 0), default=0, metavar="S",
+                        help="random seed (int >= 0) of subsets, folds and subsamples")
+
+
+def _theory_parser(sub):
+    t = sub.add_parser("theory", help="predicted per-class errors for two Gaussian classes")
+    t.add_argument("--minority-prior", type=_positive_float("--minority-prior", upper=1),
+                   required=True, metavar="P", help="prior of the minority (positive) class, "
+                   "in (0, 1)")
+    t.add_argument("--dim-ratio", type=_positive_float("--dim-ratio"), required=True,
+                   metavar="DELTA", help="d/n, in (0, inf)")
+    t.add_argument("--mean-norm", type=_positive_float("--mean-norm", allow_zero=True),
+                   default=1.0, metavar="S", help="means mu and -mu with ||mu|| = S "
+                   "(default 1)")
+    t.add_argument("--weight-ratio", type=_positive_float("--weight-ratio"), default=None,
+                   metavar="RHO", help="minority weight / majority weight "
+                   "(default: the ratio of priors); weights have mean one over samples")
+    t.add_argument("--ridge", type=_positive_float("--ridge", allow_zero=True), default=0.0,
+                   metavar="L", help="ridge of the (1/n)-scaled objective, >= 0 (default 0)")
+    t.add_argument("--simulate", type=_int("--simulate", 0), default=0, metavar="R",
+                   help="also run R Monte Carlo repeats (default 0: none)")
+    t.add_argument("--n", type=_int("--n", 4), default=1500, metavar="N",
+                   help="samples per simulated repeat (default 1500)")
+    t.add_argument("--seed", type=_int("--seed", 0), default=0, metavar="S",
+                   help="seed of the simulation (int >= 0)")
+    t.add_argument("--loss", choices=["square", "logistic"], default="square",
+                   help="loss of the fitted layer: square (closed form) or logistic "
+                        "(weighted cross-entropy, CGMT fixed point; adds the separability "
+                        "threshold)")
+    _output_flags(t)
+    t.set_defaults(func=cmd_theory)
+
+
+def _weights_parser(sub):
+    w = sub.add_parser("weights", help="optimal class weights from counts and dimension")
+    w.add_argument("--counts", type=_int("--counts", 1), nargs="+", required=True,
+                   metavar="N", help="training samples per class (two or more positive ints)")
+    w.add_argument("--dim", type=_positive_float("--dim", allow_zero=True), required=True,
+                   metavar="D", help="feature dimension (or effective dimension), >= 0")
+    w.add_argument("--ridge", type=_positive_float("--ridge", allow_zero=True), default=0.0,
+                   metavar="L", help="ridge, >= 0 (default 0: df = D, plus the intercept)")
+    w.add_argument("--target", type=_positive_float("--target", allow_zero=True), nargs="+",
+                   default=None, metavar="P", help="target mixture, one share per class "
+                   "(normalised; default uniform)")
+    w.add_argument("--max-leverage", type=_positive_float("--max-leverage", upper=1),
+                   default=0.95, metavar="A", help="average leverage a class is held at "
+                   "when it cannot carry its share, in (0, 1) (default 0.95)")
+    w.add_argument("--no-intercept", action="store_true",
+                   help="do not count the intercept as a degree of freedom")
+    w.add_argument("--loss", choices=["square", "logistic"], default="square",
+                   help="square: equal degrees-of-freedom weights (any number of classes); "
+                        "logistic: two classes, the ratio equalising the cross-entropy "
+                        "theory's class errors (needs --mean-norm)")
+    w.add_argument("--mean-norm", type=_positive_float("--mean-norm"), default=None,
+                   metavar="S", help="||mu|| of the antipodal Gaussian model, in noise "
+                   "standard deviations (for --loss logistic; estimate it with "
+                   "lastlayer.theory.estimate_mean_norm)")
+    _output_flags(w)
+    w.set_defaults(func=cmd_weights)
+
+
+def _fit_parser(sub):
+    from .weights import WEIGHTINGS
+    f = sub.add_parser("fit", help="fit a last layer on a feature file")
+    _feature_flags(f, test_required=False, auto_loss=True)
+    schemes = ["auto", *sorted(WEIGHTINGS)]
+    f.add_argument("--weighting", default="auto", choices=schemes, metavar="SCHEME",
+                   help=f"loss weights, one of {', '.join(schemes)} (default: auto, chosen "
+                        f"by leave-one-out with the loss)")
+    f.add_argument("--alpha", default="auto", metavar="ALPHA",
+                   help="ridge: 'auto' (leave-one-out on the training rows) or a float >= 0")
+    f.add_argument("--precision", choices=["auto", "float64", "float32"], default="auto",
+                   help="Gram products of the statistics: auto (float32 for float32 features),"
+                        " float64 or float32 (see LastLayerClassifier)")
+    f.add_argument("--out", default=None, metavar="LAYER.npz",
+                   help="write the fitted layer here (.npz, atomically)")
+    _output_flags(f)
+    f.set_defaults(func=cmd_fit)
+
+
+def _compare_parser(sub):
+    from .weights import WEIGHTINGS
+    c = sub.add_parser("compare", help="compare weighting schemes over repeated subsamples")
+    _feature_flags(c, test_required=True)
+    c.add_argument("--weightings", default="none,balanced,sqrt,effective_number,downsample,"
+                   "optimal_theory,optimal", metavar="LIST",
+                   help=f"comma-separated schemes among {', '.join(sorted(WEIGHTINGS))}")
+    c.add_argument("--repeats", type=_int("--repeats", 1), default=None, metavar="R",
+                   help="repeats (int >= 1; default 10 with --subsample, else 1)")
+    c.add_argument("--subsample", type=_int("--subsample", 2), default=None, metavar="N",
+                   help="draw N training rows per repeat, stratified (every class keeps at "
+                        "least two: N >= 2 x classes); default: all rows, one repeat")
+    c.add_argument("--figure", default=None, metavar="PNG",
+                   help="write a figure (.png, .pdf or .svg; needs lastlayer[plots])")
+    c.add_argument("--report", default=None, metavar="MD", help="write the table as text")
+    _output_flags(c)
+    c.set_defaults(func=cmd_compare)
 
 
 def _nonneg_int(s):
@@ -410,108 +597,42 @@ def _add_dynamics_parser(sub, parser):
     return parser
 
 
-def _add_fit_parser(sub):
-    f = sub.add_parser("fit", help="fit a last layer on a feature file")
-    f.add_argument("--train", required=True, metavar="TRAIN")
-    f.add_argument("--test", default=None, metavar="TEST")
-    f.add_argument("--weighting", default="auto",
-                   help="'auto' (chosen by leave-one-out with the loss) or a scheme name")
-    f.add_argument("--loss", choices=["auto", "square", "logistic"], default="auto",
-                   help="'auto': square or cross-entropy, chosen by leave-one-out")
-    f.add_argument("--alpha", default="auto", help="'auto' or a float >= 0")
-    f.add_argument("--groups", action="store_true",
-                   help="weight the file's groups (instead of classes)")
-    f.add_argument("--precision", choices=["auto", "float64", "float32"], default="auto",
-                   help="Gram products of the statistics: float32 for float32 features by "
-                        "default (see LastLayerClassifier)")
-    f.add_argument("--out", default=None, metavar="LAYER.npz")
-    f.add_argument("--seed", type=int, default=0)
-    f.add_argument("--json", action="store_true")
-    f.set_defaults(func=cmd_fit)
-
-
 def build_parser():
     p = argparse.ArgumentParser(
         prog="lastlayer",
-        description="Last-layer retraining with loss weights that are right the first time.")
+        description="Last-layer retraining with loss weights that are right the first time.",
+        epilog="Exit status: 0 success, 2 bad usage or input (the message names the option "
+               "or file), 1 only for an internal error (a bug: please report it). See "
+               "docs/cli.md.")
     from . import __version__
     p.add_argument("--version", action="version", version=f"lastlayer {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    t = sub.add_parser("theory", help="predicted per-class errors for two Gaussian classes")
-    t.add_argument("--minority-prior", type=_positive_float("--minority-prior", upper=1),
-                   required=True, metavar="P", help="prior of the minority (positive) class")
-    t.add_argument("--dim-ratio", type=_positive_float("--dim-ratio"), required=True,
-                   metavar="DELTA", help="d/n")
-    t.add_argument("--mean-norm", type=_positive_float("--mean-norm", allow_zero=True),
-                   default=1.0, metavar="S", help="means mu and -mu with ||mu|| = S")
-    t.add_argument("--weight-ratio", type=_positive_float("--weight-ratio"), default=None,
-                   metavar="RHO", help="minority weight / majority weight "
-                   "(default: the ratio of priors); weights have mean one over samples")
-    t.add_argument("--ridge", type=_positive_float("--ridge", allow_zero=True), default=0.0,
-                   metavar="L")
-    t.add_argument("--simulate", type=int, default=0, metavar="R",
-                   help="also run R Monte Carlo repeats")
-    t.add_argument("--n", type=int, default=1500, help="samples per simulated repeat")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--json", action="store_true", help="print one JSON object")
-    t.add_argument("--loss", choices=["square", "logistic"], default="square",
-                   help="loss of the fitted layer: square (closed form) or logistic "
-                        "(weighted cross-entropy, CGMT fixed point; adds the separability "
-                        "threshold)")
-    t.set_defaults(func=cmd_theory)
-
-    w = sub.add_parser("weights", help="optimal class weights from counts and dimension")
-    w.add_argument("--counts", type=_count, nargs="+", required=True, metavar="N")
-    w.add_argument("--dim", type=_positive_float("--dim", allow_zero=True), required=True,
-                   metavar="D")
-    w.add_argument("--ridge", type=_positive_float("--ridge", allow_zero=True), default=0.0,
-                   metavar="L")
-    w.add_argument("--target", type=_positive_float("--target", allow_zero=True), nargs="+",
-                   default=None, metavar="P", help="target mixture (default uniform)")
-    w.add_argument("--max-leverage", type=_positive_float("--max-leverage", upper=1),
-                   default=0.95)
-    w.add_argument("--no-intercept", action="store_true",
-                   help="do not count the intercept as a degree of freedom")
-    w.add_argument("--json", action="store_true")
-    w.add_argument("--loss", choices=["square", "logistic"], default="square",
-                   help="square: equal degrees-of-freedom weights (any number of classes); "
-                        "logistic: two classes, the ratio equalising the cross-entropy "
-                        "theory's class errors (needs --mean-norm)")
-    w.add_argument("--mean-norm", type=_positive_float("--mean-norm"), default=None,
-                   help="||mu|| of the antipodal Gaussian model, in noise standard "
-                        "deviations (for --loss logistic; estimate it with "
-                        "lastlayer.theory.estimate_mean_norm)")
-    w.set_defaults(func=cmd_weights)
-
-    _add_fit_parser(sub)
-
-    c = sub.add_parser("compare", help="compare weighting schemes over repeated subsamples")
-    c.add_argument("--train", required=True)
-    c.add_argument("--test", required=True)
-    c.add_argument("--weightings", default="none,balanced,sqrt,effective_number,downsample,"
-                   "optimal_theory,optimal")
-    c.add_argument("--repeats", type=int, default=10)
-    c.add_argument("--subsample", type=int, default=None, metavar="N")
-    c.add_argument("--loss", choices=["square", "logistic"], default="square")
-    c.add_argument("--groups", action="store_true")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--figure", default=None, metavar="PNG")
-    c.add_argument("--report", default=None, metavar="MD")
-    c.add_argument("--json", action="store_true")
-    c.set_defaults(func=cmd_compare)
-
+    _theory_parser(sub)
+    _weights_parser(sub)
+    _fit_parser(sub)
+    _compare_parser(sub)
     d = sub.add_parser("demo", help="the README's main job (real images, small protocol)")
-    d.add_argument("--out-dir", default="lastlayer-demo")
+    d.add_argument("--out-dir", default="lastlayer-demo", metavar="DIR",
+                   help="folder for the figures and the report (created; default "
+                        "lastlayer-demo)")
     d.add_argument("--quick", action="store_true", help="an even smaller run")
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--json", action="store_true")
+    d.add_argument("--seed", type=_int("--seed", 0), default=0, metavar="S",
+                   help="random seed (int >= 0)")
+    _output_flags(d)
     d.set_defaults(func=cmd_demo)
 
     return _add_dynamics_parser(sub, p)
 
 
+def _show_warning(command):
+    """Warnings as one line on stderr: 'lastlayer fit: warning: ...'."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"lastlayer {command}: warning: {message}", file=sys.stderr, flush=True)
+    return show
+
+
 def main(argv=None):
+    """Run the command line; returns the exit status (0, 2 for bad input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "fit" and args.alpha != "auto":
@@ -522,11 +643,13 @@ def main(argv=None):
             parser.error(f"argument --alpha: must be 'auto' or a float >= 0; got {args.alpha!r}")
     if args.command == "theory" and args.weight_ratio is None:
         args.weight_ratio = (1 - args.minority_prior) / args.minority_prior
-    try:
-        args.func(args)
-    except (UsageError, ValueError, FileNotFoundError, ImportError) as e:
-        print(f"lastlayer {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning(args.command)
+        try:
+            args.func(args)
+        except (UsageError, ValueError, OSError, ImportError) as e:
+            print(f"lastlayer {args.command}: error: {e}", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 from tqdm.auto import tqdm
 
+from ._validation import check_subsample, warn_unseen_labels
 from .estimator import LastLayerClassifier
 from .metrics import classification_report, mean_and_sem
 
@@ -42,9 +43,12 @@ def compare_weightings(train, test, weightings, *, repeats=10, subsample=None, l
     Returns a dict ``{weighting: {"worst_class": [...], "balanced": [...],
     "per_class": [[...]], "class_weights": [[...]], "alpha": [...]}}``.
     """
+    if subsample:
+        check_subsample(subsample, train.y)
     rng = np.random.default_rng(seed)
     out = {w: {"worst_class": [], "balanced": [], "worst_group": [], "per_class": [],
                "class_weights": [], "alpha": [], "feasible": []} for w in weightings}
+    warn_unseen_labels(test.y, np.unique(train.y), test.source)
     bar = tqdm(total=repeats * len(weightings), disable=not progress, desc="compare",
                file=sys.stderr)
     for r in range(repeats):
@@ -77,19 +81,28 @@ def summarise_comparison(results, weightings):
     balanced accuracy as "mean ± sem", mean alpha, fraction feasible).
     """
     rows, summary = [], {}
+
+    def sem(v):  # one repeat: no standard error (null in JSON), not a spread of 0
+        v = np.atleast_1d(v).astype(float)
+        return None if np.isnan(v).all() else (v.tolist() if v.size > 1 else float(v[0]))
+
+    def shown(m, s):
+        return f"{m:.3f}" if s is None else f"{m:.3f} ± {s:.3f}"
+
     for w in weightings:
         o = results[w]
         wm, ws = mean_and_sem(o["worst_class"])
         bm, bs = mean_and_sem(o["balanced"])
         pcm, pcs = mean_and_sem(np.asarray(o["per_class"]))
-        summary[w] = {"worst_class_accuracy_mean": float(wm), "worst_class_accuracy_sem": float(ws),
-                      "balanced_accuracy_mean": float(bm), "balanced_accuracy_sem": float(bs),
+        summary[w] = {"worst_class_accuracy_mean": float(wm), "worst_class_accuracy_sem": sem(ws),
+                      "balanced_accuracy_mean": float(bm), "balanced_accuracy_sem": sem(bs),
                       "per_class_accuracy_mean": np.atleast_1d(pcm).tolist(),
-                      "per_class_accuracy_sem": np.atleast_1d(pcs).tolist(),
+                      "per_class_accuracy_sem": (None if sem(pcs) is None
+                                                 else np.atleast_1d(pcs).tolist()),
                       "feasible_fraction": float(np.mean(o["feasible"])), "runs": o}
         if o["worst_group"]:
             gm, gs = mean_and_sem(o["worst_group"])
-            summary[w].update(worst_group_accuracy_mean=float(gm), worst_group_accuracy_sem=float(gs))
-        rows.append([w, f"{wm:.3f} ± {ws:.3f}", f"{bm:.3f} ± {bs:.3f}",
+            summary[w].update(worst_group_accuracy_mean=float(gm), worst_group_accuracy_sem=sem(gs))
+        rows.append([w, shown(wm, sem(ws)), shown(bm, sem(bs)),
                      f"{np.mean(o['alpha']):.2g}", f"{np.mean(o['feasible']):.0%}"])
     return summary, rows

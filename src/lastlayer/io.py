@@ -152,7 +152,9 @@ def load_features(path, *, labels=None, groups=None, label_column="y",
     ----------
     path : str or path-like
         A ``.npz``, ``.npy``, ``.csv``, ``.parquet`` or ``.safetensors`` file (see
-        the module docstring for each layout), or a directory holding ``X.npy``.
+        the module docstring for each layout), a directory holding ``X.npy``, or a
+        directory of ``.npz`` (else ``.parquet``) shards, read in memory in sorted
+        file-name order (:class:`lastlayer.sources.ShardSource`).
     labels : str, path-like or array-like, optional
         Only for ``.npy`` features: a ``.npy`` file of labels, or the labels
         themselves. When None, ``X.npy`` pairs with ``y.npy`` in its directory.
@@ -186,6 +188,8 @@ def load_features(path, *, labels=None, groups=None, label_column="y",
     path = Path(path)
     if path.is_dir() and (path / "X.npy").is_file():
         path = path / "X.npy"
+    elif path.is_dir():
+        return _load_shards(path, label_column, group_column, labels, groups, mmap)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise ValueError(
@@ -217,6 +221,28 @@ def load_features(path, *, labels=None, groups=None, label_column="y",
         X, y, g = read_parquet(path, label_column, group_column)
     else:
         X, y, g = read_safetensors(path, label_column, group_column)
+    return FeatureSet(X, y, g, source=str(path))
+
+
+def _load_shards(path, label_column, group_column, labels, groups, mmap):
+    """A directory of ``.npz`` or ``.parquet`` shards, read in memory through
+    :class:`lastlayer.sources.ShardSource` (sorted file-name order)."""
+    from .sources import ShardSource
+
+    shards = [sorted(path.glob(f"*{s}")) for s in (".npz", ".parquet")]
+    found = [p for group in shards for p in group if p.is_file()]
+    if not found:
+        raise ValueError(
+            f"Directory '{path}' holds no features: expected X.npy (with y.npy) or "
+            f".npz / .parquet shards. Got {sorted(p.name for p in path.iterdir())[:10]!r}.")
+    for name, value in (("labels", labels), ("groups", groups), ("mmap", mmap or None)):
+        if value is not None:
+            raise ValueError(f"The '{name}' parameter is not used with a directory of "
+                             f"shards ('{path}'), which carry their own labels.")
+    src = ShardSource(shards[0] or shards[1], label_column=label_column,
+                      group_column=group_column)
+    y, g = src.labels()
+    X = np.concatenate(list(src.iter_blocks()), axis=0)
     return FeatureSet(X, y, g, source=str(path))
 
 
@@ -252,9 +278,14 @@ def atomic_open(path):
     directory = path.parent
     if not directory.is_dir():
         raise FileNotFoundError(f"Cannot write '{path}': directory '{directory}' does not exist.")
+    if path.is_dir():
+        raise IsADirectoryError(f"Cannot write '{path}': it is a directory.")
     tmp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                 0o666)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                     0o666)
+    except OSError as exc:  # name the target, not the hidden temporary file
+        raise OSError(exc.errno, f"Cannot write '{path}': {exc.strerror}") from None
     try:
         try:
             os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
@@ -265,7 +296,10 @@ def atomic_open(path):
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise OSError(exc.errno, f"Cannot write '{path}': {exc.strerror}") from None
     except BaseException:
         if fd is not None:
             os.close(fd)
