@@ -635,7 +635,7 @@ def _logged(log, plan, oracle, choose, alphas):
 
     def logged_choose(alpha, **extra):
         with log.phase(lambda: f"weights: {found['w'].weights.round(4).tolist()} at "
-                               f"alpha={alpha:.4g}"):
+                               f"alpha={found['w'].alpha or alpha:.4g}"):
             found["w"] = choose(alpha, **extra)
         return found["w"]
     return loo_alpha, logged_choose

@@ -987,9 +987,12 @@ def check_output_path(path, name, suffixes=None):
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise ValueError(f"{name}: cannot write '{p}': directory '{parent}' does not exist.")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"{name}: cannot write '{p}': directory '{parent}' is not "
-                         f"writable.")
+    try:  # a probe beside the target: catches read-only and virtual file systems
+        import tempfile
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{p.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{name}: cannot write '{p}': {exc.strerror or exc}.") from None
     if p.exists() and not os.access(p, os.W_OK):
         raise ValueError(f"{name}: cannot write '{p}': the file is not writable.")
     return p

@@ -58,6 +58,8 @@ def cmd_theory(args):
                                     mean_norm=args.mean_norm, objective="worst")
     bal = numerical_optimal_ratio(pi, args.dim_ratio, ridge=args.ridge,
                                   mean_norm=args.mean_norm, objective="balanced")
+    for found in (worst, bal):
+        found["at_bound"] = _at_edge(found)
     payload = {
         "minority_prior": pi, "dim_ratio": args.dim_ratio, "mean_norm": args.mean_norm,
         "ridge": args.ridge, "weight_ratio": args.weight_ratio,
@@ -139,11 +141,23 @@ def _cmd_theory_logistic(args):
     _emit(args, p, "\n".join(lines))
 
 
+#: numerical_optimal_ratio searches weight ratios in [1e-3, 1e4] (121 log steps)
+_RATIO_BOUNDS = (1e-3, 1e4)
+
+
+def _at_edge(found):
+    """The optimum sits within 2.5 grid steps of an end of the searched ratios: the
+    objective is still falling (or flat) there, so it is no interior optimum."""
+    u, (lo, hi) = math.log(found["weight_ratio"]), map(math.log, _RATIO_BOUNDS)
+    return bool(found["at_bound"] or min(u - lo, hi - u) < 2.5 * (hi - lo) / 120)
+
+
 def _optimum(found):
     """An optimum of numerical_optimal_ratio, or what the search saw at its edge."""
     if found["at_bound"]:
-        return (f"none inside the searched ratios [1e-3, 1e4]: the error still falls at "
-                f"the edge {found['weight_ratio']:.4g} (error there {found['error']:.4f})")
+        return (f"none inside the searched ratios [1e-3, 1e4]: the best is at the edge, "
+                f"{found['weight_ratio']:.4g} (error {found['error']:.4f}), where the error "
+                f"is flat or still falling")
     return f"{found['weight_ratio']:.4g} (error {found['error']:.4f})"
 
 
