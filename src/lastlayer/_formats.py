@@ -124,12 +124,16 @@ def optional(data, keys, group_column, path, kind):
 
 
 def load_npy(path, mmap):
+    from tokenize import TokenError
+
     try:
         return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except ValueError as exc:
         if "allow_pickle" in str(exc):
             raise pickle_error(path, exc) from None
         raise
+    except (EOFError, SyntaxError, TokenError) as exc:  # a truncated or garbled header
+        raise ValueError(f"'{path}' is not a readable .npy file: {exc}.") from None
 
 
 def npy_companion(value, name, path):
@@ -342,6 +346,13 @@ def list_column_to_matrix(pa, column, path):
 
 def read_safetensors(path, label_column, group_column):
     safetensors, _ = import_safetensors()
+    try:
+        return _read_safetensors(safetensors, path, label_column, group_column)
+    except getattr(safetensors, "SafetensorError", ()) as exc:
+        raise ValueError(f"'{path}' is not a readable .safetensors file: {exc}.") from None
+
+
+def _read_safetensors(safetensors, path, label_column, group_column):
     with safetensors.safe_open(str(path), framework="np") as f:
         keys = set(f.keys())
         meta = f.metadata() or {}
