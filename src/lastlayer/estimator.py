@@ -101,9 +101,8 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
     n_subsets : int, default=10
         Subsets averaged by ``weighting="downsample"``.
     cv : int, CV splitter or iterable of (train, test) index arrays, default=3
-        Internal cross-validation of ``weighting="tuned"`` without validation data: an
-        int is a number of stratified folds; splitters (given ``groups``) and explicit
-        splits are used as given (:func:`sklearn.model_selection.check_cv`).
+        CV of ``weighting="tuned"`` without validation data: an int of stratified folds,
+        or a splitter (given ``groups``) or splits used as given (``check_cv``).
     solver : {"auto", "primal", "dual"}, default="auto"
         Square loss: ``"primal"`` solves from per-class sufficient statistics
         (``d x d``), ``"dual"`` in the ``n x n`` kernel; ``"auto"`` takes the smaller.
