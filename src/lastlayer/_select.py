@@ -49,10 +49,12 @@ __all__ = ["Evaluation", "choose", "estimate_se", "fit_selected", "loo_scores",
            "unit_accuracy"]
 
 #: A candidate replaces the one kept so far only when its estimate is higher by more
-#: than this many standard errors of the difference (docs/selection.md, "Choosing
-#: the rule": the measured trade-off between leaving the theory's choice too rarely
-#: and following selection noise when a class has a handful of rows).
-SELECTION_MARGIN_SE = 0.0
+#: than this many standard errors of the difference: one SE with two units (binary
+#: tasks, where the square-loss theory is at home and a minority of 4-9 rows makes
+#: leave-one-out a coin toss), none with more (low-dimensional many-class features,
+#: where the candidates differ by tens of points). Measured in docs/selection.md,
+#: "Choosing the rule".
+SELECTION_MARGIN_SE = {"two_units": 1.0, "more_units": 0.0}
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ def choose(evaluations, design, metric):
     choice first); a later one replaces the kept one when its estimate is higher by
     more than :data:`SELECTION_MARGIN_SE` standard errors of the difference (the two
     binomial SEs of :func:`estimate_se` combined; ties keep the earlier)."""
+    margin = SELECTION_MARGIN_SE["two_units" if design.unit_names.size == 2 else "more_units"]
     best = 0
     for i, ev in enumerate(evaluations[1:], start=1):
         kept = evaluations[best]
@@ -146,7 +149,7 @@ def choose(evaluations, design, metric):
             continue
         se = np.hypot(estimate_se(ev, metric, design.target),
                       estimate_se(kept, metric, design.target))
-        if ev.estimate - kept.estimate > SELECTION_MARGIN_SE * se:
+        if ev.estimate - kept.estimate > margin * se:
             best = i
     return best
 
