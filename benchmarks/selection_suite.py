@@ -68,7 +68,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -156,6 +156,7 @@ def fm_frozen():
     """Frozen EfficientNet-Lite0 features of the real_images.py pool / test set."""
     def load():
         import real_images as ri
+
         from lastlayer import datasets
         idx = ri.fmnist_indices(ri.FULL, 0)
         Xp, yp = datasets.fashion_mnist_features("train", size=64, indices=idx["pool"],
@@ -201,8 +202,10 @@ def _pixels(dataset):
         idx = ri.fmnist_indices(ri.FULL, 0)
         im_tr, y_tr = datasets.load_fashion_mnist("train")
         im_te, y_te = datasets.load_fashion_mnist("test")
-        P = lambda im, i: im[i].reshape(len(i), -1) / 255.0  # noqa: E731
-        return P(im_tr, idx["pool"]), y_tr[idx["pool"]], P(im_te, idx["test"]), y_te[idx["test"]]
+        def flat(im, i):
+            return im[i].reshape(len(i), -1) / 255.0
+        return (flat(im_tr, idx["pool"]), y_tr[idx["pool"]], flat(im_te, idx["test"]),
+                y_te[idx["test"]])
     im, y = datasets.load_mnist_subset()
     first = np.zeros(y.size, bool)
     for c in range(10):
@@ -304,32 +307,32 @@ LT10 = list(range(10))
 TASKS = {
     # name: (builder, d, K, sizes, quick sizes, description)
     "fm_frozen_shirt_tshirt_9": (lambda: _bin_task(fm_frozen(), 6, 0, 0.09), 1280, 2,
-                                 [50, 200], [50], "Fashion-MNIST shirt (9%) vs T-shirt, "
+                                 [50, 100], [50], "Fashion-MNIST shirt (9%) vs T-shirt, "
                                  "frozen EfficientNet-Lite0"),
     "fm_frozen_sneaker_boot_9": (lambda: _bin_task(fm_frozen(), 7, 9, 0.09), 1280, 2,
-                                 [50, 200], [50], "sneaker (9%) vs ankle boot, frozen"),
+                                 [50, 100], [50], "sneaker (9%) vs ankle boot, frozen"),
     "fm_frozen_lt10": (lambda: _classes_task(fm_frozen(), _lt_counts(LT10, 10.0)), 1280, 10,
-                       [200, 500], [200], "Fashion-MNIST 10 classes, long tail ratio 10 "
+                       [100, 200], [100], "Fashion-MNIST 10 classes, long tail ratio 10 "
                        "(class 0 head), frozen"),
     "fm_finetuned_shirt_tshirt_9": (lambda: _bin_task(fm_finetuned(), 6, 0, 0.09), 1280, 2,
-                                    [50, 200], [50], "shirt (9%) vs T-shirt, fine-tuned "
+                                    [50, 100], [50], "shirt (9%) vs T-shirt, fine-tuned "
                                     "backbone of real_images.py"),
     "fm_finetuned_lt10": (lambda: _classes_task(fm_finetuned(), _lt_counts(LT10, 10.0)),
-                          1280, 10, [200, 500], [200], "Fashion-MNIST 10-class long tail "
+                          1280, 10, [100, 200], [100], "Fashion-MNIST 10-class long tail "
                           "(ratio 10), fine-tuned backbone"),
     "mnist_frozen_8v3_9": (lambda: _bin_task(mnist_frozen(), 8, 3, 0.09), 1280, 2,
-                           [50, 200], [50], "MNIST subset digit 8 (9%) vs 3, frozen"),
+                           [50, 100], [50], "MNIST subset digit 8 (9%) vs 3, frozen"),
     "mnist_frozen_lt10": (lambda: _classes_task(mnist_frozen(), _lt_counts(LT10, 10.0)),
-                          1280, 10, [200, 500], [200], "MNIST subset 10 digits, long "
+                          1280, 10, [100, 200], [100], "MNIST subset 10 digits, long "
                           "tail ratio 10, frozen"),
     "fm_pca32_lt10": (lambda: _classes_task(pca_task("fm", 32), _lt_counts(LT10, 10.0)), 32,
-                      10, [200, 1000], [200], "PCA-32 of Fashion-MNIST pixels, 10-class "
+                      10, [200, 500], [200], "PCA-32 of Fashion-MNIST pixels, 10-class "
                       "long tail ratio 10"),
     "mnist_pca8_lt10": (lambda: _classes_task(pca_task("mnist", 8), _lt_counts(LT10, 10.0)),
-                        8, 10, [200, 800], [200], "PCA-8 of MNIST-subset pixels, 10-class "
+                        8, 10, [200, 500], [200], "PCA-8 of MNIST-subset pixels, 10-class "
                         "long tail ratio 10"),
     "fm_pca64_lt10_r50": (lambda: _classes_task(pca_task("fm", 64), _lt_counts(LT10, 50.0)),
-                          64, 10, [300, 1000], [300], "PCA-64 of Fashion-MNIST pixels, "
+                          64, 10, [300, 600], [300], "PCA-64 of Fashion-MNIST pixels, "
                           "10-class long tail ratio 50"),
     "sk_digits_lt10": (lambda: _classes_task(sklearn_task("digits"), _lt_counts(LT10, 10.0)),
                        64, 10, [100, 300], [100], "scikit-learn digits (8x8), 10-class long "
@@ -343,10 +346,10 @@ TASKS = {
     "sk_iris_lt3": (lambda: _classes_task(sklearn_task("iris"), _lt_counts([0, 1, 2], 5.0)),
                     4, 3, [20, 40], [20], "scikit-learn iris, 3 classes, long tail ratio 5, "
                     "standardised"),
-    "dominoes_frozen": (dominoes, 2560, 2, [100, 400], [100], "dominoes: Fashion-MNIST "
+    "dominoes_frozen": (dominoes, 2560, 2, [100, 200], [100], "dominoes: Fashion-MNIST "
                         "T-shirt vs shirt beside an MNIST 0/1 that agrees with the label in "
                         "95% of retraining rows, 50% of test rows; 4 groups, worst group"),
-    "fm_mnist_lt20": (fm_mnist_20, 1280, 20, [300, 600], [300], "20 classes (10 Fashion-"
+    "fm_mnist_lt20": (fm_mnist_20, 1280, 20, [200, 400], [200], "20 classes (10 Fashion-"
                       "MNIST + 10 MNIST digits), frozen, long tail ratio 10, shuffled order"),
 }
 QUICK_TASKS = ["sk_wine_lt3", "sk_digits_lt10", "fm_frozen_shirt_tshirt_9", "dominoes_frozen"]
@@ -532,7 +535,7 @@ PEER_FITS = {"lrcv_balanced": fit_lrcv_balanced, "logit_adjust": fit_logit_adjus
 
 def unit_weights(units, gamma):
     """omega_u ~ n_u^-gamma, scaled to mean one over the rows; per-row weights."""
-    u, inv, cnt = np.unique(units, return_inverse=True, return_counts=True)
+    _, inv, cnt = np.unique(units, return_inverse=True, return_counts=True)
     w = cnt.astype(float) ** -gamma
     s = w[inv]
     return s * len(s) / s.sum()
@@ -600,7 +603,7 @@ def library_version():
 
     def git(*a):
         try:
-            return subprocess.run(["git", "-C", str(src), *a], capture_output=True,
+            return subprocess.run(["git", "-C", str(src), *a], capture_output=True, check=False,
                                   text=True, timeout=30).stdout.strip() or None
         except (OSError, subprocess.SubprocessError):
             return None
@@ -646,9 +649,10 @@ def dedupe(methods):
     return alias
 
 
-def run_cell(task, name, n, args, methods, alias, progress):
-    """All repeats of one (task, n): rows of every method, and oracle configs."""
-    rows, timed_out = [], set()
+def run_cell(task, name, n, args, methods, alias, progress, timed_out):
+    """All repeats of one (task, n): rows of every method, and oracle configs.
+    ``timed_out``: methods that timed out on this task (at this or a smaller n)."""
+    rows = []
     oracle_grid = {k: v for k, v in ORACLE_GRID.items() if k in args.oracle}
     configs = [(loss, *k) for loss in oracle_grid for k in
                [(a, b) for a in oracle_grid[loss]["gamma"] for b in
@@ -668,7 +672,7 @@ def run_cell(task, name, n, args, methods, alias, progress):
                 continue
             row = {"task": name, "n": int(n), "repeat": r, "method": m, "kind": kind}
             if m in timed_out:
-                rows.append({**row, "status": "skipped (timed out earlier in this cell)"})
+                rows.append({**row, "status": "skipped (timed out earlier on this task)"})
                 done[m] = rows[-1]
                 continue
             t0 = time.perf_counter()
@@ -793,7 +797,6 @@ def _fmt(e, key="worst"):
 
 def markdown(result):
     S, methods = result["summary"], result["method_names"]
-    ours = [m for m in methods if m in result["methods"]]
     cols = [m for m in methods if m != "oracle_fixed"]
     lines = [f"Command: `{result['command']}`", "",
              f"Library: `{result['library']['path']}` at commit "
@@ -844,8 +847,9 @@ def markdown(result):
     if notes:
         lines += ["", "Aliases:", *notes]
     lines += ["", "Cells marked (k/r) had fits that failed or timed out "
-              f"(`--fit-timeout {result['fit_timeout']}`; after a timeout the method's "
-              "remaining repeats of that cell are skipped); their gap is not counted."]
+              f"(`--fit-timeout {result['fit_timeout']}` s; after a timeout the method is "
+              "skipped for the rest of that task, sizes in increasing order); their gap "
+              "is not counted."]
     return "\n".join(lines)
 
 
@@ -897,7 +901,12 @@ def main(argv=None):  # long: argument handling, the task loop and the outputs i
     ap.add_argument("--markdown", default=None, help="also write the markdown tables here")
     ap.add_argument("--list", action="store_true", help="print the tasks and exit")
     ap.add_argument("--progress", action="store_true", help="one line per fit on stderr")
+    ap.add_argument("--merge", nargs="+", metavar="JSON", help="combine the rows of runs "
+                    "(e.g. different --tasks) into --out / --markdown and exit")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, Path(args.out or ROOT / "benchmarks/results/"
+                                      "selection_suite.json"), args.markdown)
     if args.jobs != 1:
         raise SystemExit("--jobs: only 1 is supported (one process, one BLAS thread)")
     if args.list:
@@ -925,22 +934,72 @@ def main(argv=None):  # long: argument handling, the task loop and the outputs i
     for name in names:
         t0 = time.perf_counter()
         task = build_task(name)
-        _, d, K, own, quick_sizes, desc = TASKS[name]
-        ns = sizes or (quick_sizes if args.quick else own)
+        _, _, _, own, quick_sizes, desc = TASKS[name]
+        ns = sorted(sizes or (quick_sizes if args.quick else own))
+        timed_out = set()
         t_build = time.perf_counter() - t0
         tasks_meta[name] = {
             "description": desc, "d": int(task["X_pool"].shape[1]),
             "K": int(np.unique(task["y_pool"]).size), "unit": task["unit"], "sizes": ns,
             "counts": {str(n): {str(k): int(v) for k, v in task["counts"](n).items()}
                        for n in ns},
-            "pool": int(len(task["y_pool"])), "test": int(len(task["y_test"])),
+            "pool": len(task["y_pool"]), "test": len(task["y_test"]),
             "class_order": task.get("class_order"), "build_seconds": t_build}
         for n in ns:
             t1 = time.perf_counter()
-            rows += run_cell(task, name, n, args, methods, alias, args.progress)
+            rows += run_cell(task, name, n, args, methods, alias, args.progress, timed_out)
             cells.append((name, n))
             timings[f"{name}@{n}"] = time.perf_counter() - t1
             print(f"{name} n={n}: {timings[f'{name}@{n}']:.0f} s", flush=True)
+            result = assemble(args, argv, methods, alias, names, tasks_meta, rows, cells,
+                              timings, t_start)
+            write_json_checkpoint(out, result)
+    finish(result, out, args.markdown)
+    return result
+
+
+def write_json_checkpoint(out, result):
+    from _record import write_json
+    write_json(str(out), result, default=float)
+
+
+def finish(result, out, md_path):
+    write_json_checkpoint(out, result)
+    md = markdown(result)
+    if md_path:
+        Path(md_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(md_path).write_text(md + "\n")
+    print(md)
+    print(f"\nwrote {out}" + (f" and {md_path}" if md_path else "")
+          + f" ({result['seconds']:.0f} s)")
+
+
+def merge(paths, out, md_path):
+    """Combine the rows of several runs (same methods, seed, repeats) into one."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    res = dict(parts[0])
+    res["command"] = " ; ".join(p["command"] for p in parts)
+    res["merged_from"] = [{"path": str(p), "command": q["command"], "library": q["library"],
+                           "seconds": q["seconds"]} for p, q in zip(paths, parts)]
+    res["tasks"] = {k: v for q in parts for k, v in q["tasks"].items()}
+    res["rows"] = [r for q in parts for r in q["rows"]]
+    res["timings"] = {"cells": {k: v for q in parts for k, v in q["timings"]["cells"].items()},
+                      "method_seconds_total": {}}
+    for q in parts:
+        for m, v in q["timings"]["method_seconds_total"].items():
+            res["timings"]["method_seconds_total"][m] = \
+                res["timings"]["method_seconds_total"].get(m, 0.0) + v
+    cells = [(r["task"], r["n"]) for r in res["rows"]]
+    cells = list(dict.fromkeys(cells))
+    res["summary"] = summarise(res["rows"], cells, res["method_names"], res["repeats"])
+    res["overall"] = overall(res["summary"], res["method_names"], list(res["tasks"]))
+    res["loo"] = loo_summary(res["rows"], None)
+    res["seconds"] = sum(q["seconds"] for q in parts)
+    finish(res, out, md_path)
+    return res
+
+
+def assemble(args, argv, methods, alias, names, tasks_meta, rows, cells, timings, t_start):
     method_names = list(methods) + list(args.peers) + (["oracle", "oracle_fixed"]
                                                        if args.oracle else [])
     summary = summarise(rows, cells, method_names, args.repeats)
@@ -965,15 +1024,6 @@ def main(argv=None):  # long: argument handling, the task loop and the outputs i
                     "cpu_count": os.cpu_count()},
         "rows": rows}
     result["seconds"] = time.perf_counter() - t_start
-    from _record import write_json
-    write_json(str(out), result, default=float)
-    md = markdown(result)
-    if args.markdown:
-        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.markdown).write_text(md + "\n")
-    print(md)
-    print(f"\nwrote {out}" + (f" and {args.markdown}" if args.markdown else "")
-          + f" ({result['seconds']:.0f} s)")
     return result
 
 
