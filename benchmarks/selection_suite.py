@@ -944,7 +944,8 @@ def main(argv=None):  # long: argument handling, the task loop and the outputs i
             "counts": {str(n): {str(k): int(v) for k, v in task["counts"](n).items()}
                        for n in ns},
             "pool": len(task["y_pool"]), "test": len(task["y_test"]),
-            "class_order": task.get("class_order"), "build_seconds": t_build}
+            "class_order": task.get("class_order"), "build_seconds": t_build,
+            "oracle_losses": list(args.oracle)}
         for n in ns:
             t1 = time.perf_counter()
             rows += run_cell(task, name, n, args, methods, alias, args.progress, timed_out)
@@ -981,7 +982,9 @@ def merge(paths, out, md_path):
     res["command"] = " ; ".join(p["command"] for p in parts)
     res["merged_from"] = [{"path": str(p), "command": q["command"], "library": q["library"],
                            "seconds": q["seconds"]} for p, q in zip(paths, parts)]
-    res["tasks"] = {k: v for q in parts for k, v in q["tasks"].items()}
+    res["tasks"] = {k: {"oracle_losses": list(q.get("oracle_grid", {})), **v}
+                    for q in parts for k, v in q["tasks"].items()}
+    res["oracle_grid"] = {k: v for q in parts for k, v in q.get("oracle_grid", {}).items()}
     res["rows"] = [r for q in parts for r in q["rows"]]
     res["timings"] = {"cells": {k: v for q in parts for k, v in q["timings"]["cells"].items()},
                       "method_seconds_total": {}}
