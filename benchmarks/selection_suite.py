@@ -609,6 +609,7 @@ def library_version():
             return None
     info["commit"] = git("rev-parse", "HEAD")
     info["branch"] = git("rev-parse", "--abbrev-ref", "HEAD")
+    info["last_commit_touching_package"] = git("log", "-1", "--format=%H", "--", ".")
     dirty = git("status", "--porcelain", "--", ".")
     info["local_changes"] = dirty.splitlines() if dirty else []
     return info
@@ -807,7 +808,17 @@ def markdown(result):
              "`numpy.random.default_rng([seed, n, repeat])`, ours fitted with "
              "`random_state=repeat`. Total "
              f"{result['seconds'] / 60:.1f} min.", ""]
-    lines += ["### Worst-class (worst-group) test accuracy, mean ± SE", "",
+    lines += ["### Tasks", "", "Retraining counts per class (group) at each n, in the "
+              "order drawn (head first for long tails; minority first for binary tasks; "
+              "groups (label, digit) 00/11/01/10 for dominoes).", "",
+              "| task | d | K | pool | test | counts | oracle | description |",
+              "|:---|---:|---:|---:|---:|:---|:---|:---|"]
+    for t, v in result["tasks"].items():
+        cnt = "; ".join(f"n={n}: " + "/".join(str(c) for c in v["counts"][str(n)].values())
+                        for n in v["sizes"])
+        lines.append(f"| {t} | {v['d']} | {v['K']} | {v['pool']} | {v['test']} | {cnt} | "
+                     f"{'+'.join(v.get('oracle_losses', []))} | {v['description']} |")
+    lines += ["", "### Worst-class (worst-group) test accuracy, mean ± SE", "",
               "| task | n | " + " | ".join(cols) + " | best peer |",
               "|:---|---:|" + "---:|" * len(cols) + ":---|"]
     for key, cell in S.items():
