@@ -996,7 +996,15 @@ def merge(paths, out, md_path):
     res["tasks"] = {k: {"oracle_losses": list(q.get("oracle_grid", {})), **v}
                     for q in parts for k, v in q["tasks"].items()}
     res["oracle_grid"] = {k: v for q in parts for k, v in q.get("oracle_grid", {}).items()}
-    res["rows"] = [r for q in parts for r in q["rows"]]
+    # a (task, n, repeat, method) run in several parts (e.g. rerun with a longer
+    # --fit-timeout): the last part's row wins, unless it failed and an earlier did not
+    keep = {}
+    for q in parts:
+        for r in q["rows"]:
+            k = (r["task"], r["n"], r["repeat"], r["method"])
+            if k not in keep or r.get("status") == "ok" or keep[k].get("status") != "ok":
+                keep[k] = r
+    res["rows"] = list(keep.values())
     res["timings"] = {"cells": {k: v for q in parts for k, v in q["timings"]["cells"].items()},
                       "method_seconds_total": {}}
     for q in parts:
