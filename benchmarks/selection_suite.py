@@ -46,7 +46,11 @@ Usage (the library is whatever ``PYTHONPATH`` points at)::
         --method default --method 'name=mine:{"weighting":"optimal","loss":"logistic"}' \\
         --tasks fm_frozen_shirt_tshirt_9,sk_digits_lt10 --sizes 50,200
 
-``--list`` prints the tasks. Features come from the lastlayer cache
+``--list`` prints the tasks. Runs split by ``--tasks`` (or reruns of some methods, e.g.
+with a longer ``--fit-timeout``) are combined with ``--merge A.json B.json ... --out
+X.json --markdown X.md``: a later part's row replaces an earlier one for the same
+(task, n, repeat, method), unless it failed; the oracle is the best over the parts'
+grids. ``--no-ours --peers ''`` reruns only the oracle. Features come from the lastlayer cache
 (``$LASTLAYER_CACHE``): EfficientNet-Lite0 features are computed once if missing
 (minutes; the fine-tuned backbone of real_images.py takes ~7-20 min to train once).
 """
