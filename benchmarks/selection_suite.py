@@ -1003,8 +1003,17 @@ def merge(paths, out, md_path):
     res["command"] = " ; ".join(p["command"] for p in parts)
     res["merged_from"] = [{"path": str(p), "command": q["command"], "library": q["library"],
                            "seconds": q["seconds"]} for p, q in zip(paths, parts)]
-    res["tasks"] = {k: {"oracle_losses": list(q.get("oracle_grid", {})), **v}
-                    for q in parts for k, v in q["tasks"].items()}
+    res["tasks"] = {}
+    for q in parts:
+        for k, v in q["tasks"].items():
+            v = {"oracle_losses": list(q.get("oracle_grid", {})), **v}
+            if k in res["tasks"]:  # a rerun of some sizes: keep the union of the sizes
+                old = res["tasks"][k]
+                v = {**old, "sizes": sorted(set(old["sizes"]) | set(v["sizes"])),
+                     "counts": {**old["counts"], **v["counts"]},
+                     "oracle_losses": sorted(set(old.get("oracle_losses", []))
+                                             | set(v.get("oracle_losses", [])))}
+            res["tasks"][k] = v
     res["oracle_grid"] = {k: v for q in parts for k, v in q.get("oracle_grid", {}).items()}
     # a (task, n, repeat, method) run in several parts (e.g. rerun with a longer
     # --fit-timeout): the last part's row wins, unless it failed and an earlier did not
