@@ -6,13 +6,14 @@ Each candidate is then refitted alone and scored on a balanced test set, so ever
 rule that picks a candidate from the leave-one-out record can be scored offline:
 
 * ``shrunk``: highest worst-class estimate ``min_c (hits_c + 1) / (n_c + 2)``
-  (the library's rule; ties keep the earlier candidate);
+  (the library's rule with more than two classes; ties keep the earlier candidate);
 * ``raw``: highest raw worst-class leave-one-out accuracy;
 * ``balanced``: highest mean leave-one-out accuracy;
 * ``postmin``: highest posterior mean of the minimum (Beta(hits + 1, misses + 1));
 * ``cvarK``: mean of the worst ``ceil(C / K)`` shrunk class accuracies;
-* ``marginM``: the library's rule: the candidates in order, a later one replacing the
-  kept one when higher by more than M standard errors of the difference;
+* ``marginM``: the candidates in order, a later one replacing the kept one when
+  higher by more than M binomial standard errors of the difference (rules of the
+  first versions of the selection layer);
 * ``cand-oracle``: the best candidate on the test set (an upper bound).
 
 Tasks: scikit-learn wine (d = 13, K = 3), breast cancer (d = 30, K = 2), digits
@@ -139,9 +140,9 @@ def _worst(c):
 
 
 def margin_rule(cands, names, margin):
-    """The library's rule: walk the candidates in order; a later one replaces the kept
-    one when its shrunk worst estimate is higher by more than ``margin`` times the
-    standard error of the difference (binomial SEs of the two worst classes)."""
+    """Walk the candidates in order; a later one replaces the kept one when its shrunk
+    worst estimate is higher by more than ``margin`` times the standard error of the
+    difference (binomial SEs of the two worst classes)."""
     best = names[0]
     for nm in names[1:]:
         (v, se), (b, bse) = _worst(cands[nm]), _worst(cands[best])

@@ -1015,6 +1015,12 @@ def merge(paths, out, md_path):
                                              | set(v.get("oracle_losses", [])))}
             res["tasks"][k] = v
     res["oracle_grid"] = {k: v for q in parts for k, v in q.get("oracle_grid", {}).items()}
+    # methods of every part: those the first part lacks come first (e.g. a new default
+    # measured against a baseline run)
+    first = list(parts[0]["method_names"])
+    added = [m for q in parts[1:] for m in q["method_names"] if m not in first]
+    res["method_names"] = list(dict.fromkeys(added)) + first
+    res["methods"] = {k: v for q in parts for k, v in q.get("methods", {}).items()}
     # a (task, n, repeat, method) run in several parts (e.g. rerun with a longer
     # --fit-timeout): the last part's row wins, unless it failed and an earlier did not
     keep = {}

@@ -14,10 +14,10 @@ scored by leave-one-out from the retraining data alone:
   ``tau`` in :data:`LOGIT_TAUS` chosen by the same leave-one-out estimate.
 
 Each candidate's per-unit (class, or group) leave-one-out accuracy estimates the
-test accuracy of that unit; the candidate with the best estimate of the target
-metric (worst unit by default) is kept -- the theory choice (listed first) unless
-another candidate is better by more than the noise of the estimate
-(:func:`choose`). The fitted estimator reports every candidate in ``selection_``
+test accuracy of that unit (shrunk toward one half; read off the leave-one-out
+margins with two classes, :func:`criterion`); the candidate with the best estimate
+of the target metric (worst unit by default) is kept, ties to the theory's choice
+(listed first; :func:`choose`). The fitted estimator reports every candidate in ``selection_``
 and the kept layer's per-unit estimates with standard errors in
 ``loo_class_accuracy_``.
 """
@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import scipy.stats
 from threadpoolctl import threadpool_limits
 
 from ._core.logistic import alo_logits
@@ -45,17 +46,8 @@ from ._fit import (
 )
 from ._progress import PhaseLog
 
-__all__ = ["Evaluation", "choose", "estimate_se", "fit_selected", "loo_scores",
-           "unit_accuracy"]
-
-#: A candidate replaces the one kept so far only when its estimate is higher by more
-#: than this many standard errors of the difference: one SE with two units (binary
-#: tasks, where the square-loss theory is at home and a minority of 4-9 rows makes
-#: leave-one-out a coin toss), none with more (low-dimensional many-class features,
-#: where the candidates differ by tens of points). Measured in docs/selection.md,
-#: "Choosing the rule".
-SELECTION_MARGIN_SE = {"two_units": 1.0, "more_units": 0.0}
-
+__all__ = ["Evaluation", "choose", "criterion", "fit_selected", "loo_scores",
+           "margin_accuracy", "unit_accuracy"]
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -115,6 +107,33 @@ def shrunk_accuracy(hits, rows):
     return (hits + 1.0) / (rows + 2.0)
 
 
+def margin_accuracy(scores, design, rows):
+    """Per-unit accuracy read off the leave-one-out *margins* (two classes).
+
+    With the margin ``m_i`` of the true class over the other, each unit's accuracy is
+    ``Phi(mean_u(m) / s)`` with ``s`` the pooled within-unit standard deviation: the
+    Gaussian model's ``Q(-margin / r)`` of docs/theory.md section 3. It uses how far
+    each row is from the boundary, not only its side, so a minority of four rows
+    gives a usable estimate. Returned as expected hits (times ``rows``).
+    """
+    n = scores.shape[0]
+    y, sw, u, U = design.y_idx, design.sample_weight, design.unit_labels, rows.size
+    m = scores[np.arange(n), y] - scores[np.arange(n), 1 - y]
+    mu = np.bincount(u, weights=sw * m, minlength=U) / rows
+    var = (sw * (m - mu[u]) ** 2).sum() / max(sw.sum() - U, 1.0)
+    return rows * scipy.stats.norm.cdf(mu / max(np.sqrt(var), np.finfo(float).tiny))
+
+
+def criterion(scores, design, metric):
+    """The estimate of ``metric`` from leave-one-out ``scores``, and the raw per-unit
+    counts ``(hits, rows)``: shrunk accuracies per unit, from the margins with two
+    classes as the two units (:func:`margin_accuracy`), from the counts otherwise."""
+    hits, rows = unit_accuracy(scores, design)
+    binary = design.n_classes == 2 and rows.size == 2  # (measured there; docs/selection.md)
+    smooth = margin_accuracy(scores, design, rows) if binary else hits
+    return metric_estimate(smooth, rows, metric, design.target), hits, rows
+
+
 def metric_estimate(hits, rows, metric, target):
     """The target metric from per-unit leave-one-out counts."""
     acc = shrunk_accuracy(hits, rows)
@@ -125,31 +144,12 @@ def metric_estimate(hits, rows, metric, target):
     return float(acc.min())
 
 
-def estimate_se(ev, metric, target):
-    """Binomial standard error of a candidate's estimate: of its worst unit's shrunk
-    accuracy (``metric="worst"``), or of the (target-weighted) mean."""
-    acc = shrunk_accuracy(ev.hits, ev.rows)
-    var = acc * (1.0 - acc) / (ev.rows + 2.0)
-    if metric == "worst":
-        return float(np.sqrt(var[int(np.argmin(acc))]))
-    w = np.full(acc.size, 1.0 / acc.size) if metric == "balanced" else target
-    return float(np.sqrt(w**2 @ var))
-
-
-def choose(evaluations, design, metric):
-    """Index of the kept candidate. The candidates are walked in order (the theory's
-    choice first); a later one replaces the kept one when its estimate is higher by
-    more than :data:`SELECTION_MARGIN_SE` standard errors of the difference (the two
-    binomial SEs of :func:`estimate_se` combined; ties keep the earlier)."""
-    margin = SELECTION_MARGIN_SE["two_units" if design.unit_names.size == 2 else "more_units"]
+def choose(evaluations):
+    """Index of the kept candidate: the highest estimate; ties keep the earlier
+    candidate (the theory's choice is first)."""
     best = 0
     for i, ev in enumerate(evaluations[1:], start=1):
-        kept = evaluations[best]
-        if not np.isfinite(ev.estimate) or ev.estimate <= kept.estimate:
-            continue
-        se = np.hypot(estimate_se(ev, metric, design.target),
-                      estimate_se(kept, metric, design.target))
-        if ev.estimate - kept.estimate > margin * se:
+        if np.isfinite(ev.estimate) and ev.estimate > evaluations[best].estimate:
             best = i
     return best
 
@@ -165,8 +165,7 @@ def _best_adjustment(scores, design, metric):
     best = None
     for tau in LOGIT_TAUS:
         adj = scores - tau * _log_prior(design)
-        hits, rows = unit_accuracy(adj, design)
-        est = metric_estimate(hits, rows, metric, design.target)
+        est = criterion(adj, design, metric)[0]
         if best is None or est > best[0]:
             best = (est, tau, adj)
     return best[1], best[2]
@@ -208,8 +207,7 @@ def _evaluate(params, data, design, plan, stats, spectrum, rng, score, cache, sp
         layer = _adjusted(layer, design, tau)
     if scores is None:
         return Evaluation(plan, choice, layer, None, None, float("nan"), tau)
-    hits, rows = unit_accuracy(scores, design)
-    est = metric_estimate(hits, rows, plan.metric, design.target)
+    est, hits, rows = criterion(scores, design, plan.metric)
     return Evaluation(plan, choice, layer, hits, rows, est, tau)
 
 
@@ -239,5 +237,5 @@ def fit_selected(params, data, design, plan, stats, random_state=None, validatio
         cache = {}
         evaluations = [_evaluate(params, data, design, p, stats, spectrum, rng, score, cache,
                                  space, log) for p in plans]
-    kept = choose(evaluations, design, plan.metric) if len(evaluations) > 1 else 0
+    kept = choose(evaluations)
     return evaluations[kept], evaluations

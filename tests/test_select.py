@@ -1,0 +1,105 @@
+"""The selection layer: its criterion, its choice and its leave-one-out estimates."""
+
+import numpy as np
+import pytest
+import scipy.stats
+from sklearn.linear_model import LogisticRegression
+
+from lastlayer import LastLayerClassifier
+from lastlayer._fit import prepare
+from lastlayer._select import Evaluation, choose, criterion, margin_accuracy
+
+
+def gaussian(counts, d, sep=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(len(counts)), counts)
+    mu = sep * rng.standard_normal((len(counts), d))
+    return mu[y] + rng.standard_normal((y.size, d)), y
+
+
+def test_margin_accuracy_is_the_gaussian_reading_of_the_margins():
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(5, int), np.ones(40, int)]
+    design = prepare(y, None, np.ones(y.size), None)
+    scores = rng.standard_normal((y.size, 2)) + 0.8 * np.eye(2)[y]
+    rows = np.bincount(y).astype(float)
+    m = scores[np.arange(y.size), y] - scores[np.arange(y.size), 1 - y]
+    mu = np.array([m[y == 0].mean(), m[y == 1].mean()])
+    pooled = np.sqrt((((m[y == 0] - mu[0]) ** 2).sum() + ((m[y == 1] - mu[1]) ** 2).sum())
+                     / (y.size - 2))
+    np.testing.assert_allclose(margin_accuracy(scores, design, rows),
+                               rows * scipy.stats.norm.cdf(mu / pooled), rtol=1e-12)
+    # binary: the criterion is the worst shrunk margin accuracy
+    est, hits, n = criterion(scores, design, "worst")
+    acc = scipy.stats.norm.cdf(mu / pooled)
+    assert est == pytest.approx(min((rows * acc + 1) / (rows + 2)))
+    np.testing.assert_array_equal(hits, [np.sum((m > 0) & (y == k)) for k in (0, 1)])
+
+
+def test_criterion_counts_with_more_classes():
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1, 2], [4, 10, 20])
+    design = prepare(y, None, np.ones(y.size), None)
+    scores = rng.standard_normal((y.size, 3))
+    right = scores.argmax(1) == y
+    h = np.array([right[y == k].sum() for k in range(3)], float)
+    n = np.array([4, 10, 20], float)
+    assert criterion(scores, design, "worst")[0] == pytest.approx(((h + 1) / (n + 2)).min())
+    assert criterion(scores, design, "balanced")[0] == pytest.approx(((h + 1) / (n + 2)).mean())
+
+
+def test_choose_keeps_the_highest_estimate_and_the_earlier_on_ties():
+    ev = lambda e: Evaluation(None, None, None, None, None, e)  # noqa: E731
+    assert choose([ev(0.5), ev(0.7), ev(0.6)]) == 1
+    assert choose([ev(0.7), ev(0.7), ev(0.6)]) == 0
+    assert choose([ev(0.5), ev(float("nan")), ev(0.5)]) == 0
+
+
+def test_square_loss_estimate_is_brute_force_leave_one_out():
+    X, y = gaussian([12, 30, 50], 6, sep=0.8, seed=2)
+    clf = LastLayerClassifier(weighting="balanced", loss="square", alpha=0.05).fit(X, y)
+    n, K = y.size, 3
+    w = clf.class_weight_[y]
+    hits = np.zeros(K)
+    for i in range(n):  # refit without row i, full-data penalty alpha n (the LOO convention)
+        keep = np.arange(n) != i
+        Xa = np.c_[X[keep], np.ones(n - 1)]
+        R = np.eye(X.shape[1] + 1)
+        R[-1, -1] = 0.0
+        A = Xa.T @ (w[keep, None] * Xa) + 0.05 * n * R
+        theta = np.linalg.solve(A, Xa.T @ (w[keep, None] * np.eye(K)[y[keep]]))
+        hits[y[i]] += np.argmax(np.r_[X[i], 1.0] @ theta) == y[i]
+    np.testing.assert_allclose(clf.loo_class_accuracy_, hits / np.bincount(y), atol=1e-12)
+
+
+def test_logistic_estimate_is_close_to_refitting_without_each_row():
+    X, y = gaussian([15, 45], 4, sep=0.7, seed=3)
+    clf = LastLayerClassifier(weighting="balanced", loss="logistic", alpha=0.02).fit(X, y)
+    n = y.size
+    w = clf.class_weight_[y]
+    pred = np.empty(n, int)
+    for i in range(n):  # C = 1 / (2 alpha n) with the full-data normaliser
+        keep = np.arange(n) != i
+        ref = LogisticRegression(C=1 / (2 * 0.02 * n), tol=1e-10, max_iter=10000)
+        ref.fit(X[keep], y[keep], sample_weight=w[keep])
+        pred[i] = ref.predict(X[i:i + 1])[0]
+    exact = np.array([np.mean(pred[y == k] == k) for k in (0, 1)])
+    # ALO is one Newton step from the full fit: per-class accuracy within one row
+    assert np.all(np.abs(clf.loo_class_accuracy_ - exact) <= 1.0 / np.bincount(y) + 1e-12)
+
+
+def test_loss_auto_prefers_cross_entropy_where_square_loss_masks_a_class():
+    # three classes on a line: with balanced weights one-hot least squares masks the
+    # middle one (its leave-one-out accuracy is 0); loss="auto" must see it
+    rng = np.random.default_rng(4)
+    y = np.repeat([0, 1, 2], [60, 60, 60])
+    X = np.c_[2.5 * (y - 1.0), np.zeros(y.size)] + 0.5 * rng.standard_normal((y.size, 2))
+    yt = np.repeat([0, 1, 2], 300)
+    Xt = np.c_[2.5 * (yt - 1.0), np.zeros(yt.size)] + 0.5 * rng.standard_normal((yt.size, 2))
+    auto = LastLayerClassifier(weighting="balanced").fit(X, y)
+    square = LastLayerClassifier(weighting="balanced", loss="square").fit(X, y)
+    worst = lambda c: min(np.mean(c.predict(Xt)[yt == k] == k) for k in range(3))  # noqa: E731
+    assert auto.loss_ == "logistic"
+    assert worst(auto) > worst(square) + 0.2
+    kept = [r for r in auto.selection_ if r["kept"]]
+    assert len(kept) == 1 and kept[0]["estimate"] == max(r["estimate"] for r in auto.selection_)
