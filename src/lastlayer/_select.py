@@ -47,7 +47,7 @@ from ._fit import (
 from ._progress import PhaseLog
 
 __all__ = ["Evaluation", "choose", "criterion", "fit_selected", "loo_scores",
-           "margin_accuracy", "unit_accuracy"]
+           "margin_accuracy", "selection_attributes", "unit_accuracy"]
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -114,10 +114,13 @@ def margin_accuracy(scores, design, rows):
     ``Phi(mean_u(m) / s)`` with ``s`` the pooled within-unit standard deviation: the
     Gaussian model's ``Q(-margin / r)`` of docs/theory.md section 3. It uses how far
     each row is from the boundary, not only its side, so a minority of four rows
-    gives a usable estimate. Returned as expected hits (times ``rows``).
+    gives a usable estimate. Returned as expected hits (times ``rows``); None when
+    some leave-one-out score is not finite (an interpolating fit).
     """
     n = scores.shape[0]
     y, sw, u, U = design.y_idx, design.sample_weight, design.unit_labels, rows.size
+    if not np.all(np.isfinite(scores)):  # interpolating rows (h_ii = 1): no margin
+        return None
     m = scores[np.arange(n), y] - scores[np.arange(n), 1 - y]
     mu = np.bincount(u, weights=sw * m, minlength=U) / rows
     var = (sw * (m - mu[u]) ** 2).sum() / max(sw.sum() - U, 1.0)
@@ -130,7 +133,8 @@ def criterion(scores, design, metric):
     classes as the two units (:func:`margin_accuracy`), from the counts otherwise."""
     hits, rows = unit_accuracy(scores, design)
     binary = design.n_classes == 2 and rows.size == 2  # (measured there; docs/selection.md)
-    smooth = margin_accuracy(scores, design, rows) if binary else hits
+    smooth = margin_accuracy(scores, design, rows) if binary else None
+    smooth = hits if smooth is None else smooth
     return metric_estimate(smooth, rows, metric, design.target), hits, rows
 
 
@@ -239,3 +243,22 @@ def fit_selected(params, data, design, plan, stats, random_state=None, validatio
                                  space, log) for p in plans]
     kept = choose(evaluations)
     return evaluations[kept], evaluations
+
+
+def selection_attributes(kept, evaluations):
+    """The fitted attributes of the selection: ``loss_``, ``weighting_``,
+    ``selection_`` (one JSON-ready dict per candidate) and the kept layer's per-unit
+    leave-one-out accuracy with its binomial standard error (one pseudo-count each
+    way, so never 0 for tiny units); None where there is no leave-one-out."""
+    table = [{"candidate": ev.name, "loss": ev.plan.loss, "alpha": float(ev.layer.alpha),
+              "logit_adjustment": ev.tau,
+              "estimate": None if not np.isfinite(ev.estimate) else ev.estimate,
+              "loo_accuracy": None if ev.hits is None else (ev.hits / ev.rows).tolist(),
+              "kept": ev is kept} for ev in evaluations]
+    out = {"loss_": kept.plan.loss, "weighting_": kept.name.split("/", 1)[1],
+           "selection_": table, "loo_class_accuracy_": None, "loo_class_accuracy_se_": None}
+    if kept.hits is not None:
+        shrunk = (kept.hits + 1.0) / (kept.rows + 2.0)
+        out["loo_class_accuracy_"] = kept.hits / kept.rows
+        out["loo_class_accuracy_se_"] = np.sqrt(shrunk * (1 - shrunk) / (kept.rows + 2.0))
+    return out

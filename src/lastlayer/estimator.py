@@ -26,7 +26,7 @@ from ._fit import (
     statistics,
 )
 from ._progress import PhaseLog
-from ._select import fit_selected
+from ._select import fit_selected, selection_attributes
 from ._validation import (
     check_fit_labels,
     check_fit_sample_weight,
@@ -67,17 +67,22 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    weighting : str or dict or array-like, default="optimal"
-        A name in :data:`lastlayer.weights.WEIGHTINGS` -- ``"none"``,
+    weighting : "auto", str, dict or array-like, default="auto"
+        ``"auto"``: chosen by leave-one-out with the loss (docs/selection.md; with
+        an explicit ``loss``, ``"optimal"``). Or a name in
+        :data:`lastlayer.weights.WEIGHTINGS` -- ``"none"``,
         ``"balanced"`` (ratio of priors), ``"sqrt"``, ``"effective_number"``,
         ``"upsample"``, ``"downsample"`` (averaged balanced subsets, as DFR),
         ``"optimal_theory"`` (closed form with an effective dimension, see
         ``dim``), ``"optimal"`` (data-driven: every class gets its target share of
-        the degrees of freedom) or ``"tuned"`` (grid search on validation data or
+        the degrees of freedom), ``"optimal_logistic"`` (the cross-entropy theory's
+        ratio, two classes) or ``"tuned"`` (grid search on validation data or
         internal CV) -- or explicit weights: a dict ``{label: weight}`` (labels
         missing from it weigh 1) or an array in ``classes_`` (or ``groups_``) order.
-    loss : {"square", "logistic"}, default="square"
-        With ``"logistic"``, the weights of the data-dependent schemes
+    loss : {"auto", "square", "logistic"}, default="auto"
+        ``"auto"``: square or cross-entropy, with the weights and alpha, kept by
+        the best leave-one-out estimate of ``metric`` among a few theory-guided
+        candidates (``selection_``). With ``"logistic"``, the weights of the data-dependent schemes
         (``"optimal"``, ``optimal_theory`` with ``dim="df"``) come from the
         square-loss leverage rule at the square-loss leave-one-out alpha (for
         non-separable data the weights act through a similar fixed point,
@@ -92,6 +97,9 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         alternating rounds (alpha for the weights, weights for the alpha).
     target : dict or array-like, default=None
         Target mixture over classes (or groups); default uniform (balanced).
+    metric : {"worst", "balanced", "target"}, default="worst"
+        What the selection maximises: the worst unit's, the mean or the
+        ``target``-weighted leave-one-out accuracy.
     dim : {"pca99", "participation_ratio", "df", "d"} or float, default="pca99"
         Effective dimension for ``weighting="optimal_theory"``.
     max_leverage : float in (0, 1), default=0.95
@@ -119,9 +127,8 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         centre and multiplies in float32 with float64 accumulation (about twice as
         fast, and no float64 copy of float32 features); the layer then agrees with
         the float64 fit to about ``1e-7`` times the condition number of the ridge
-        system. ``"auto"``: float32 for float32 features (as networks emit them),
-        float64 otherwise. Everything after the statistics runs in float64; logistic
-        loss, ``device`` and out-of-core sources always use float64.
+        system. ``"auto"``: float32 for float32 features, float64 otherwise (always
+        float64 for cross-entropy, ``device`` and out-of-core sources).
     verbose : bool or int, default=0
         ``>= 1``: a timed line per phase of :meth:`fit` (statistics, alpha, weights,
         layer) on stderr. Errors and warnings: docs/cli.md, "Errors and warnings".
@@ -143,14 +150,19 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
     effective_dim_ : float
         Principal components holding 99% of the feature variance.
     feasible_ : bool
-    solver_ : str
-    precision_ : str
-        Precision the statistics were accumulated in.
+    solver_, precision_ : str
+        Solver of the full fit; precision the statistics were accumulated in.
     weighting_info_ : dict
+    loss_, weighting_ : str
+        The loss and weighting fitted (``"none+logit"``: post-hoc logit adjustment).
+    selection_ : list of dict
+        Every candidate: ``candidate``, ``loss``, ``alpha``, ``estimate``,
+        ``loo_accuracy`` (per unit), ``logit_adjustment``, ``kept``.
+    loo_class_accuracy_, loo_class_accuracy_se_ : ndarray of shape (n_units,)
+        Leave-one-out accuracy of the fitted layer per class (per group when fitted
+        with groups) and its binomial standard error (in memory, no subsets).
     plan_ : dict
-        How every "auto" was resolved for this fit (``Plan`` in ``lastlayer/_fit.py``):
-        where the statistics were computed, precision, solvers, BLAS threads, the
-        alpha criteria and the method of ``"optimal"``.
+        Every "auto" resolved (``Plan`` in ``lastlayer/_fit.py``), with the candidates.
     n_features_in_ : int
     """
 
@@ -272,23 +284,11 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
 
     def _set_selection(self, kept, evaluations, design):
         """``loss_``, ``weighting_``, ``selection_`` and the leave-one-out estimates."""
-        self.loss_, self.weighting_ = kept.plan.loss, kept.name.split("/", 1)[1]
-        self.selection_ = [
-            {"candidate": ev.name, "loss": ev.plan.loss, "alpha": float(ev.layer.alpha),
-             "logit_adjustment": ev.tau,
-             "estimate": None if not np.isfinite(ev.estimate) else ev.estimate,
-             "loo_accuracy": None if ev.hits is None else (ev.hits / ev.rows).tolist(),
-             "kept": ev is kept}
-            for ev in evaluations]
-        if kept.hits is None:
-            self.__dict__.pop("loo_class_accuracy_", None)
-            self.__dict__.pop("loo_class_accuracy_se_", None)
-            return
-        acc = kept.hits / kept.rows
-        self.loo_class_accuracy_ = acc
-        # binomial standard error with one pseudo-count each way (never 0 for tiny units)
-        shrunk = (kept.hits + 1.0) / (kept.rows + 2.0)
-        self.loo_class_accuracy_se_ = np.sqrt(shrunk * (1 - shrunk) / (kept.rows + 2.0))
+        for name, value in selection_attributes(kept, evaluations).items():
+            if value is None:
+                self.__dict__.pop(name, None)
+            else:
+                setattr(self, name, value)
 
     def _set_fitted(self, plan, choice, layer, design):
         weighting = choice.weighting
