@@ -92,6 +92,20 @@ def weights_from_ratio(minority_prior, weight_ratio):
     return np.array([rho / scale, 1.0 / scale])
 
 
+def check_means(mean_pos, mean_neg, mean_norm):
+    """The two class means: given both, or antipodal of norm ``mean_norm`` (default 1)."""
+    if mean_pos is None and mean_neg is None:
+        s = 1.0 if mean_norm is None else check_real(mean_norm, "mean_norm", 0.0, None)
+        mean_pos, mean_neg = symmetric_means(s)
+    elif mean_pos is None or mean_neg is None:
+        raise ValueError("Pass both 'mean_pos' and 'mean_neg', or neither.")
+    mu_p = np.asarray(mean_pos, dtype=float).ravel()
+    mu_n = np.asarray(mean_neg, dtype=float).ravel()
+    if mu_p.shape != mu_n.shape or not (np.all(np.isfinite(mu_p)) and np.all(np.isfinite(mu_n))):
+        raise ValueError("'mean_pos' and 'mean_neg' must be finite and of one length.")
+    return mu_p, mu_n
+
+
 def binary_errors(minority_prior, dim_ratio, weights=None, *, weight_ratio=None,
                   ridge=0.0, mean_pos=None, mean_neg=None, mean_norm=None):
     """Predict the per-class test errors of weighted ridge (docs/theory.md section 3).
@@ -134,15 +148,7 @@ def binary_errors(minority_prior, dim_ratio, weights=None, *, weight_ratio=None,
                 "The 'weights' parameter must be two positive finite floats "
                 f"(omega_pos, omega_neg). Got {np.asarray(weights).tolist()!r} instead."
             )
-    if mean_pos is None and mean_neg is None:
-        s = 1.0 if mean_norm is None else check_real(mean_norm, "mean_norm", 0.0, None)
-        mean_pos, mean_neg = symmetric_means(s)
-    elif mean_pos is None or mean_neg is None:
-        raise ValueError("Pass both 'mean_pos' and 'mean_neg', or neither.")
-    mu_p = np.asarray(mean_pos, dtype=float).ravel()
-    mu_n = np.asarray(mean_neg, dtype=float).ravel()
-    if mu_p.shape != mu_n.shape or not (np.all(np.isfinite(mu_p)) and np.all(np.isfinite(mu_n))):
-        raise ValueError("'mean_pos' and 'mean_neg' must be finite and of one length.")
+    mu_p, mu_n = check_means(mean_pos, mean_neg, mean_norm)
 
     pi = np.array([pi_pos, 1.0 - pi_pos])
     t = np.array([1.0, -1.0])

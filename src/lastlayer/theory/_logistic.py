@@ -54,7 +54,7 @@ from scipy.special import expit, ndtr
 from scipy.stats import norm
 
 from .._validation import check_int, check_real
-from ._binary import binary_errors, symmetric_means, weights_from_ratio
+from ._binary import binary_errors, check_means, weights_from_ratio
 
 __all__ = [
     "LogisticWeights",
@@ -229,17 +229,7 @@ class ThresholdResult:
 
 
 # ----------------------------------------------------------------- inputs
-def _means(mean_pos, mean_neg, mean_norm):
-    if mean_pos is None and mean_neg is None:
-        s = 1.0 if mean_norm is None else check_real(mean_norm, "mean_norm", 0.0, None)
-        mean_pos, mean_neg = symmetric_means(s)
-    elif mean_pos is None or mean_neg is None:
-        raise ValueError("Pass both 'mean_pos' and 'mean_neg', or neither.")
-    mu_p = np.asarray(mean_pos, dtype=float).ravel()
-    mu_n = np.asarray(mean_neg, dtype=float).ravel()
-    if mu_p.shape != mu_n.shape or not (np.all(np.isfinite(mu_p)) and np.all(np.isfinite(mu_n))):
-        raise ValueError("'mean_pos' and 'mean_neg' must be finite and of one length.")
-    return mu_p, mu_n
+
 
 
 def _weights(pi_pos, weights, weight_ratio):
@@ -288,7 +278,7 @@ def separability_threshold(minority_prior, *, mean_norm=None, mean_pos=None, mea
     float, or :class:`ThresholdResult` when ``details=True``.
     """
     pi_pos = check_real(minority_prior, "minority_prior", 0.0, 1.0, closed="neither")
-    mu_p, mu_n = _means(mean_pos, mean_neg, mean_norm)
+    mu_p, mu_n = check_means(mean_pos, mean_neg, mean_norm)
     dvec = mu_p - mu_n
     D = float(dvec @ dvec)
     sD = math.sqrt(D)
@@ -528,7 +518,7 @@ def margin_loss_errors(minority_prior, dim_ratio, weights=None, *, weight_ratio=
             f"The 'on_separable' parameter must be 'raise' or 'flag'. Got {on_separable!r}.")
     n_nodes = check_int(n_nodes, "n_nodes", 8, 300)
     omega = _weights(pi_pos, weights, weight_ratio)
-    mu_p, mu_n = _means(mean_pos, mean_neg, mean_norm)
+    mu_p, mu_n = check_means(mean_pos, mean_neg, mean_norm)
     dvec = mu_p - mu_n
     if float(dvec @ dvec) == 0.0:
         raise ValueError("The class means coincide: every classifier has error 1/2 "
@@ -636,7 +626,7 @@ def simulate_logistic(minority_prior, dim_ratio, weights, *, ridge=0.0, n=1500,
     n = check_int(n, "n", 4)
     repeats = check_int(repeats, "repeats", 1)
     d = max(1, int(round(delta * n)))
-    mp, mn = _means(mean_pos, mean_neg, mean_norm)
+    mp, mn = check_means(mean_pos, mean_neg, mean_norm)
     mu = np.zeros((2, max(d, mp.size)))
     mu[0, : mp.size] = mp
     mu[1, : mn.size] = mn
@@ -708,7 +698,7 @@ def equalizing_ratio(minority_prior, dim_ratio, *, ridge=0.0, loss="logistic",
     ``delta >= delta*``), where the weights have no effect.
     """
     pi = check_real(minority_prior, "minority_prior", 0.0, 1.0, closed="neither")
-    mu_p, mu_n = _means(mean_pos, mean_neg, mean_norm)
+    mu_p, mu_n = check_means(mean_pos, mean_neg, mean_norm)
     grid, preds = _ratio_scan(pi, dim_ratio, ridge, mu_p, mu_n, loss, bounds, 41)
     diff = [None if p is None else p.error_pos - p.error_neg for p in preds]
     ok = [i for i, v in enumerate(diff) if v is not None]
@@ -745,7 +735,7 @@ def optimal_ratio(minority_prior, dim_ratio, *, ridge=0.0, loss="logistic",
             f"The 'objective' parameter must be one of 'worst', 'balanced'. Got {objective!r}.")
     key = "worst_class_error" if objective == "worst" else "balanced_error"
     pi = check_real(minority_prior, "minority_prior", 0.0, 1.0, closed="neither")
-    mu_p, mu_n = _means(mean_pos, mean_neg, mean_norm)
+    mu_p, mu_n = check_means(mean_pos, mean_neg, mean_norm)
     grid, preds = _ratio_scan(pi, dim_ratio, ridge, mu_p, mu_n, loss, bounds, 41)
     vals = np.array([math.inf if p is None else getattr(p, key) for p in preds])
     i = int(np.argmin(vals))
