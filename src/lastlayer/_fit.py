@@ -10,8 +10,9 @@ One direction, immutable values, no callbacks into the estimator::
     fit_layer(params, design, plan, oracle, choice) -> Layer   the last layer
 
 :func:`lastlayer._select.fit_selected` runs the last three for every candidate
-configuration of the plan and keeps the best by leave-one-out. Inputs arrive validated (the estimator
-checks its parameters and arrays once, with :mod:`lastlayer._validation`); the
+configuration of the plan and keeps the best by leave-one-out. Inputs arrive
+validated (the estimator checks its parameters and arrays once, with
+:mod:`lastlayer._validation`); the
 numerical work is done by the kernels of :mod:`lastlayer._core` and the weighting
 registry of :mod:`lastlayer.weights`, which asks the oracle for leverages.
 
@@ -54,10 +55,9 @@ from .weights import (
 )
 
 __all__ = ["ALPHA_GRID", "GCV_ROWS_PER_FEATURE", "Choice", "Data", "Design", "Layer", "Plan",
-           "RidgeOracle", "RowStats", "Validation", "check_design",
-           "check_design_rows", "check_values", "data_driven", "fit_layer",
-           "free_blas_threads", "make_oracle", "row_space_spectrum", "prepare", "resolve", "scheme_name",
-           "select", "statistics"]
+           "RidgeOracle", "RowStats", "Validation", "check_design", "check_design_rows",
+           "check_values", "data_driven", "fit_layer", "free_blas_threads", "make_oracle",
+           "prepare", "resolve", "row_space_spectrum", "scheme_name", "select", "statistics"]
 
 #: alpha="auto" searches ``lambda_max * ALPHA_GRID``, with ``lambda_max`` the largest
 #: eigenvalue of the feature covariance, so the choice is invariant to feature scale.
@@ -233,14 +233,16 @@ class Plan:
     weighting : str
         Its weighting scheme (a registry name, or "explicit" for given weights).
     adjust : None or "logit"
-        A post-hoc bias: "logit" subtracts the log class priors from the scores.
+        A post-hoc bias: "logit" subtracts ``tau`` log class priors from the scores
+        (``tau`` chosen by the selection's leave-one-out estimate).
     candidates : tuple of Plan
         With ``loss="auto"`` / ``weighting="auto"``: the configurations the
         selection layer compares (:mod:`lastlayer._select`), each with its own
         criteria; empty for a single configuration. The statistics are computed
         once, as this plan says, and shared by every candidate.
     metric : str
-        What the selection maximises ("worst" or "balanced" leave-one-out accuracy).
+        What the selection maximises: "worst", "balanced" or "target" (the
+        ``target``-weighted mean) leave-one-out accuracy.
     selection_skipped : str or None
         Why candidates that ``"auto"`` would consider were left out (e.g. the
         cross-entropy candidates when their leave-one-out costs too much).
