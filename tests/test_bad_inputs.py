@@ -458,6 +458,22 @@ def test_outlier_detection_is_quiet_on_clean_heavy_tails():
         LastLayerClassifier(weighting="balanced").fit(X, y)
 
 
+def test_outlier_detection_is_quiet_on_sparse_activations():
+    # ReLU-like features: some columns are zero but for one ordinary value; that cell is
+    # thousands of its own column's sds away, but not an outlier of the features
+    rng = np.random.default_rng(4)
+    X = np.maximum(rng.standard_normal((300, 30)), 0.0)
+    X[:, :5] = 0.0
+    X[rng.integers(0, 300, 5), np.arange(5)] = 0.8
+    y = rng.integers(0, 2, 300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FeatureOutlierWarning)
+        LastLayerClassifier(weighting="balanced", loss="square").fit(X, y)
+    X[7, 3] = 1e3  # and a real outlier among them is still named
+    with pytest.warns(FeatureOutlierWarning, match="row 7, column 3"):
+        LastLayerClassifier(weighting="balanced", loss="square").fit(X, y)
+
+
 def test_optional_dask_present_or_skipped():
     # the dask rows above skip without dask; make the skip visible here
     if importlib.util.find_spec("dask") is None:

@@ -861,8 +861,9 @@ def check_feature_range(X, precision="float64", name="X", source=None):
 
 def find_feature_outlier(X, z=OUTLIER_Z):
     """``(row, column, value, z_score, n_columns)`` of the most extreme cell lying
-    more than ``z`` standard deviations of the other rows of its column from their
-    mean, or None. Cost: one pass over ``X`` plus O(n) per suspicious column."""
+    more than ``z`` standard deviations from the mean of the other rows of its column
+    (the larger of that column's and the median column's standard deviation), or
+    None. Cost: one pass over ``X`` plus O(n) per suspicious column."""
     n = X.shape[0]
     if n < 3:
         return None
@@ -873,14 +874,18 @@ def find_feature_outlier(X, z=OUTLIER_Z):
     # a cell z sds from the others holds about z^2 / (z^2 + n) of the centred SS
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(css > 0, far / css, 0.0)
+    # a deviation counts in units of the larger of its column's spread and the typical
+    # column's: sparse activations (a column of zeros and one ordinary value, as ReLU
+    # features have) are not outliers; 1e3 among unit-variance features is
+    typical = float(np.median(np.sqrt(css / n)))
     worst, count = None, 0
     for j in np.flatnonzero(share > 0.5 * z**2 / (z**2 + n)):
         col = np.asarray(X[:, j], dtype=np.float64)
         i = int(np.argmax(np.abs(col - mean[j])))
         others = np.delete(col, i)
-        sd = others.std()
+        sd = max(others.std(), typical)
         if not sd > 0:
-            continue  # the rest of the column is constant: nothing to extrapolate from
+            continue  # every column constant but for this cell: nothing to compare with
         zj = abs(col[i] - others.mean()) / sd
         if zj > z:
             count += 1
@@ -899,7 +904,7 @@ def warn_feature_outlier(X, z=OUTLIER_Z, name="X"):
     row, col, value, zs, count = found
     warnings.warn(FeatureOutlierWarning(
         f"{name} has {count} column(s) with a cell more than {z:g} standard deviations "
-        f"from the other rows; the worst is {value:.6g} at row {row}, column {col} "
+        f"(of its column, at least the median column's) from the other rows; the worst is {value:.6g} at row {row}, column {col} "
         f"({zs:.3g} sd). Leave-one-out (alpha='auto') and the data-driven weights can "
         f"be dominated by that row: check the row, clip or robustly scale the features, "
         f"or pass a fixed alpha."), stacklevel=4)
