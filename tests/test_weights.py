@@ -193,3 +193,13 @@ def test_optimal_logistic_uses_the_cross_entropy_theory():
     assert wt.weights[0] / wt.weights[1] == pytest.approx(ref.weight_ratio, rel=1e-9)
     # and it over-weights the minority beyond the ratio of priors, as the theory says
     assert ref.weight_ratio > counts[1] / counts[0]
+
+
+def test_power_family_contains_balanced_and_sqrt():
+    prob, *_ = make_problem([20, 50, 130])
+    for power, name in ((1.0, "balanced"), (0.5, "sqrt"), (0.0, "none")):
+        np.testing.assert_allclose(compute_weighting("power", prob, power=power).weights,
+                                   compute_weighting(name, prob).weights, rtol=1e-12)
+    w = compute_weighting("power", prob).weights  # default 1.5: beyond the ratio of priors
+    ratio = compute_weighting("balanced", prob).weights
+    assert w[0] / w[2] == pytest.approx((ratio[0] / ratio[2]) ** 1.5)
