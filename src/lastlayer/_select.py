@@ -112,9 +112,9 @@ def margin_accuracy(scores, design, rows):
 
     With the margin ``m_i`` of the true class over the other, each unit's accuracy is
     ``Phi(mean_u(m) / s)`` with ``s`` the pooled within-unit standard deviation: the
-    Gaussian model's ``Q(-margin / r)`` of docs/theory.md section 3. It uses how far
-    each row is from the boundary, not only its side, so a minority of four rows
-    gives a usable estimate. Returned as expected hits (times ``rows``); None when
+    Gaussian model's accuracy ``1 - Q(margin / r)`` (docs/theory.md section 3). It
+    uses how far each row is from the boundary, not only its side, so a minority of
+    four rows gives a usable estimate. Returned as expected hits (times ``rows``); None when
     some leave-one-out score is not finite (an interpolating fit).
     """
     n = scores.shape[0]
