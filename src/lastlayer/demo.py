@@ -26,7 +26,7 @@ BINARY_TASKS = {
     "sneaker-vs-ankleboot": (7, 9),
 }
 
-DEMO_METHODS = ("none", "balanced", "downsample", "optimal_theory", "optimal")
+DEMO_METHODS = ("none", "balanced", "downsample", "optimal_theory", "optimal", "auto")
 
 
 def _image_features(dataset, split, indices, size, progress, cache_dir=None):
@@ -228,8 +228,9 @@ def run_protocol(task, ns, counts, *, repeats=10, methods=DEMO_METHODS, seed=0,
                     extra = {"alpha": None, "C": C, "df": None, "effective_dim": None,
                              "feasible": True}
                 else:
-                    clf = LastLayerClassifier(weighting=m, loss=loss, random_state=r,
-                                              **(estimator_params or {}))
+                    # "auto": the library's default (loss, weights and alpha by LOO)
+                    clf = LastLayerClassifier(weighting=m, loss="auto" if m == "auto" else loss,
+                                              random_state=r, **(estimator_params or {}))
                     clf.fit(X, y, **kw)
                     w = clf.class_weight_
                     extra = {"alpha": clf.alpha_, "df": clf.df_,
@@ -366,7 +367,8 @@ def run_demo(out_dir="lastlayer-demo", *, quick=False, seed=0, progress=True):  
     seconds = time.perf_counter() - t0
     header = (f"Last-layer retraining on {dataset}: {names[minority]} (minority, 9%) vs "
               f"{names[majority]}; EfficientNet-Lite0 ImageNet features (1280-d, 64x64 input); "
-              f"square loss, alpha chosen by leave-one-out; {repeats} repeats per n "
+              f"square loss, alpha chosen by leave-one-out (auto: the default, loss and "
+              f"weights chosen by leave-one-out too); {repeats} repeats per n "
               f"(seed {seed}); balanced test set of {2 * test_per_class}.")
     md = "\n\n".join([
         "# lastlayer demo report", header,
