@@ -103,3 +103,26 @@ def test_loss_auto_prefers_cross_entropy_where_square_loss_masks_a_class():
     assert worst(auto) > worst(square) + 0.2
     kept = [r for r in auto.selection_ if r["kept"]]
     assert len(kept) == 1 and kept[0]["estimate"] == max(r["estimate"] for r in auto.selection_)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3])
+def test_blocked_loo_decisions_equal_the_row_path(alpha):
+    # the statistics-and-blocks kernel against loo_path on the weighted rows (sample
+    # weights with zeros: those rows get the full fit's prediction in both)
+    from lastlayer._core.loo import loo_decisions, loo_path
+    from lastlayer._core.ridge import weighted_rows
+    from lastlayer.solvers import sufficient_statistics
+
+    rng = np.random.default_rng(7)
+    n, d, J = 300, 12, 3
+    X = rng.standard_normal((n, d)) + 3.0
+    cells = rng.integers(0, J, n)
+    s = rng.random(n) * (rng.random(n) > 0.1)
+    omega, T = np.array([2.0, 1.0, 0.5]), np.eye(J)
+    stats = sufficient_statistics(X, cells, J, s)
+    fast = loo_decisions(X, cells, omega, T, s, alpha, stats)
+    rows = weighted_rows(X, cells, omega, T, s)
+    from lastlayer._core.stats import centre_stats
+    gram = centre_stats(stats, omega, np.zeros((J, 1))).C
+    ref = loo_path(rows, np.array([alpha]), gram, return_decision=True)["loo_decision"][0]
+    np.testing.assert_allclose(fast, ref, rtol=1e-8, atol=1e-10)

@@ -31,7 +31,7 @@ import scipy.stats
 from threadpoolctl import threadpool_limits
 
 from ._core.logistic import alo_logits
-from ._core.loo import loo_path
+from ._core.loo import loo_decisions, loo_path
 from ._core.ridge import weighted_rows
 from ._core.stats import centre_stats, covariance_spectrum
 from ._fit import (
@@ -73,8 +73,13 @@ def loo_scores(params, data, design, plan, oracle, layer):
     if not data.in_memory or plan.subset_solver is not None:
         return None
     D, K = design, design.n_classes
-    X64 = np.asarray(data.X, dtype=np.float64)
     cell_w = layer.unit_weight[D.unit_of_cell]
+    active = np.count_nonzero(D.sample_weight * cell_w[D.cell_idx] > 0)
+    if plan.loss == "square" and data.X.shape[1] <= active and oracle.stats is not None:
+        # d <= rows: from the statistics, the rows in blocks (no float64 copy of X)
+        return loo_decisions(data.X, D.cell_idx, cell_w, D.cell_targets, D.sample_weight,
+                             layer.alpha, oracle.stats)
+    X64 = np.asarray(data.X, dtype=np.float64)
     if plan.loss == "square":
         T = D.cell_targets
         rows = weighted_rows(X64, D.cell_idx, cell_w, T, D.sample_weight)
