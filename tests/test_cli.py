@@ -187,3 +187,21 @@ def test_binary_protocol_on_synthetic_features():
     lo = np.mean([r["minority"] for r in sweep if r["ratio"] == 1.0])
     hi = np.mean([r["minority"] for r in sweep if r["ratio"] == 10.0])
     assert hi > lo
+
+
+def test_dynamics_names_bad_input_and_reads_other_label_columns(capsys, tmp_path):
+    from lastlayer.io import save_npz
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 3)), np.repeat([0, 1], [10, 30])
+    save_npz(tmp_path / "f.npz", X=X, target=y)
+    code, _, err = run(capsys, "dynamics", "--train", str(tmp_path / "f.npz"), "--lr", "0.1",
+                       "--steps", "1", "5")
+    assert code == 2 and "--train" in err and "'y'" in err
+    out = run_json(capsys, "dynamics", "--train", str(tmp_path / "f.npz"), "--label-column",
+                   "target", "--lr", "0.1", "--steps", "1", "5")
+    assert out["steps"] == [1, 5] and len(out["classes"]) == 2
+    with pytest.raises(SystemExit) as exit_info:  # argparse: usage error, status 2
+        main(["dynamics", "--train", str(tmp_path / "f.npz"), "--lr", "0.1", "--steps", "1",
+              "--seed", "-1", "--label-column", "target"])
+    assert exit_info.value.code == 2 and "--seed" in capsys.readouterr().err

@@ -373,9 +373,8 @@ def _weighting_arg(text):
 
 def cmd_dynamics(args):
     from .dynamics import dynamics_report
-    from .io import load_features
-    train = load_features(args.train)
-    test = load_features(args.test) if args.test else None
+    train = _load(args.train, args, "--train")
+    test = _load(args.test, args, "--test") if args.test else None
     steps = sorted(set(args.steps))
     rep = dynamics_report(train.X, train.y, X_test=None if test is None else test.X,
                           y_test=None if test is None else test.y,
@@ -591,6 +590,11 @@ def _add_dynamics_parser(sub, parser):
                     help="training feature file (as for fit)")
     dy.add_argument("--test", default=None, metavar="TEST",
                     help="held-out feature file: adds test per-class accuracy")
+    dy.add_argument("--label-column", default="y", metavar="NAME",
+                    help="name of the label array/column/tensor (default: y)")
+    dy.add_argument("--group-column", default="groups", metavar="NAME",
+                    help="name of the group array/column/tensor (default: groups; unused "
+                         "by dynamics, which weights classes)")
     dy.add_argument("--weighting", default="none", metavar="W",
                     help="class weights: a scheme (none, balanced, sqrt, effective_number, "
                          "upsample, optimal_theory, optimal) or comma-separated per-class "
@@ -604,9 +608,9 @@ def _add_dynamics_parser(sub, parser):
                     help="steps at which to report (sorted, duplicates dropped)")
     dy.add_argument("--alpha", type=_positive_float("--alpha", allow_zero=True), default=0.0,
                     metavar="A", help="ridge on W in the (1/n)-scaled objective (default 0)")
-    dy.add_argument("--seed", type=int, default=0,
-                    help="seed for data-driven weightings and the CV folds")
-    dy.add_argument("--json", action="store_true", help="print one JSON object")
+    dy.add_argument("--seed", type=_int("--seed", 0), default=0, metavar="S",
+                    help="seed for data-driven weightings and the CV folds (>= 0)")
+    _output_flags(dy, "the curves")
     dy.set_defaults(func=cmd_dynamics)
     return parser
 
