@@ -191,12 +191,11 @@ def _adjusted(layer, design, tau):
 
 
 def _evaluate(params, data, design, plan, stats, spectrum, rng, score, cache, space=None,
-              log=None):
-    """Fit one candidate (reusing the weights chosen for its weighting) and score it."""
+              log=None, data64=None):
+    """Fit one candidate (reusing the weights chosen for its weighting) and score it;
+    cross-entropy candidates use ``data64``, the rows in float64 (made once)."""
     params_c = plan.params(params)
-    data_c = data
-    if plan.loss == "logistic" and data.in_memory and data.X.dtype != np.float64:
-        data_c = Data(X=np.asarray(data.X, dtype=np.float64))
+    data_c = data64 if plan.loss == "logistic" and data64 is not None else data
     oracle = make_oracle(data_c, design, plan, stats, space)
     if plan.loss == "square":  # ridge leave-one-out on the oracle's rows (row space: exact)
         data_c = oracle.data
@@ -244,8 +243,12 @@ def fit_selected(params, data, design, plan, stats, random_state=None, validatio
             score = tuned_score(plans[0].params(params), design, plans[0], oracle, rng,
                                 validation)
         cache = {}
+        data64 = None  # one float64 copy of float32 rows, shared by cross-entropy candidates
+        if any(p.loss == "logistic" for p in plans) and data.in_memory \
+                and data.X.dtype != np.float64:
+            data64 = Data(X=np.asarray(data.X, dtype=np.float64))
         evaluations = [_evaluate(params, data, design, p, stats, spectrum, rng, score, cache,
-                                 space, log) for p in plans]
+                                 space, log, data64) for p in plans]
     kept = choose(evaluations)
     return evaluations[kept], evaluations
 

@@ -234,34 +234,30 @@ def gcv_path(stats, omega, T, alphas, return_coef=True, return_cell_leverage=Fal
 
 def loo_decisions(X, cells, omega, T, s, alpha, stats):
     """Exact leave-one-out decisions ``t_i - e_i / (1 - h_ii)`` (n, m) of the ridge at
-    one ``alpha`` when ``d <=`` the rows, from the statistics and the rows in blocks.
+    one ``alpha`` when ``d <=`` the weighted rows, from :func:`loo_plan` and the rows
+    in blocks.
 
-    The same quantity as :func:`loo_path` with ``return_decision`` (eigenvalues of the
-    weighted centred Gram below :func:`noise_tol` are pseudo-inverted away, as
-    there), without an ``n x d`` float64 copy of the rows: each block is cast,
+    The same quantity as :func:`loo_path` with ``return_decision`` (the same spectrum
+    truncation), without an ``n x d`` float64 copy of the rows: each block is cast,
     centred and projected on its own. Rows without weight get the full fit's
     prediction; rows with ``h_ii`` numerically one get ``inf``. Cost ``O(n d (d + m))``.
     """
-    cen = centre_stats(stats, omega, T)
-    lam, Q = scipy.linalg.eigh(cen.C, check_finite=False)
-    n_rows = int(np.count_nonzero(s * omega[cells] > 0))
-    keep = lam > noise_tol(max(n_rows, lam.size), max(float(lam[-1]), 0.0))
-    g = 1.0 / (lam[keep] + alpha * cen.n)
-    Qk = Q[:, keep]
-    W = Qk @ (g[:, None] * (Qk.T @ cen.rhs))  # (d, m)
-    P = Qk * np.sqrt(g)  # (d, r): ||P^T (x - mu)||^2 = (x - mu)^T (C + alpha n I)^+ (x - mu)
+    n_active = int(np.count_nonzero(s * omega[cells] > 0))
+    plan, _ = loo_plan(stats, omega, T, np.array([float(alpha)]), n_active)
+    F = plan.F[:, 0]
+    W = (plan.Qs * F) @ plan.UtT  # (d, m) = Q diag(1 / (lam + alpha n)) Q^T rhs
     n, d = X.shape
     out = np.empty((n, T.shape[1]))
     step = max(1, WORK_ELEMS // max(d, 1))
     for lo in range(0, n, step):
         hi = min(lo + step, n)
-        Xc = np.asarray(X[lo:hi], dtype=np.float64) - cen.mu
+        Xc = np.asarray(X[lo:hi], dtype=np.float64) - plan.mu
         c = cells[lo:hi]
         v = s[lo:hi] * omega[c]
         t = T[c]
-        fit = cen.tbar + Xc @ W
-        Z = Xc @ P
-        h = v / cen.V + v * np.einsum("ij,ij->i", Z, Z)
+        fit = plan.tbar + Xc @ W
+        Z = Xc @ plan.Qs
+        h = v / plan.V + v * ((Z * Z) @ F)
         one_minus_h = 1.0 - h
         ok = one_minus_h > 1e3 * EPS
         loo = t - (t - fit) / np.where(ok, one_minus_h, 1.0)[:, None]
