@@ -24,14 +24,21 @@ multinomial cross-entropy, with loss weights at mean one over samples.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from ._core.logistic import logistic, logistic_alpha_path
-from ._core.loo import argmin_prefer_last, gcv_path, loo_partial, loo_path, loo_plan
+from ._core.loo import (
+    argmin_prefer_last,
+    gcv_path,
+    loo_partial,
+    loo_path,
+    loo_plan,
+    loo_spectrum,
+)
 from ._core.ridge import ridge, ridge_dual, weighted_rows
 from ._core.rowspace import RowSpace, lift, row_space
 from ._core.stats import accumulate, all_constant
@@ -511,6 +518,9 @@ class RidgeOracle:
     plan: Plan
     stats: object
     space: RowSpace | None = None  # data.X are coordinates in this basis (n < d)
+    # loo_spectrum's eigendecompositions by cell weights, shared by the oracles of
+    # one fit (the candidates of the selection layer share weights: see make_oracle)
+    spectra: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def features(self):
@@ -561,12 +571,12 @@ class RidgeOracle:
                    else sources.streaming_loo_path(self.data.source, *args))
             return float(alphas[argmin_prefer_last(out["loo_mse"], out["alphas"])])
         X = self.data.X
-        v = D.sample_weight * cell_w[D.cell_idx]
-        n_active = int(np.count_nonzero(v > 0))
+        n_active = self.n_active(cell_w)
         if X.shape[1] <= n_active:
             # one d x d eigendecomposition from the statistics, then the rows in
             # blocks: no n x d float64 copy, O(n d^2) once and O(n d) per alpha
-            lplan, _ = loo_plan(self.stats, cell_w, T, alphas, n_active)
+            lplan, _ = loo_plan(self.stats, cell_w, T, alphas, n_active,
+                                self.loo_spectrum(cell_w))
             sq, bad = loo_partial(X, D.cell_idx, D.sample_weight, lplan, X.dtype)
             loo = sq / lplan.V
             loo[bad] = np.inf
@@ -577,14 +587,33 @@ class RidgeOracle:
         return float(path["alphas"][argmin_prefer_last(path["loo_mse"], path["alphas"])])
 
 
-def make_oracle(data, design, plan, stats, space=None):
+    def n_active(self, cell_w):
+        """Rows with positive weight at cell weights ``cell_w``."""
+        D = self.design
+        return int(np.count_nonzero(D.sample_weight * cell_w[D.cell_idx] > 0))
+
+    def loo_spectrum(self, cell_w):
+        """:func:`lastlayer._core.loo.loo_spectrum` at ``cell_w`` (rows >= features),
+        computed once per weights and kept in ``spectra``. Weights equal to 13
+        significant digits share one (a scheme's weights and the same weights
+        renormalised differ in the last bits; the spectra would differ at 1e-13)."""
+        key = tuple(f"{w:.12e}" for w in np.asarray(cell_w, dtype=np.float64))
+        if key not in self.spectra:
+            self.spectra[key] = loo_spectrum(self.stats, cell_w, self.design.cell_targets,
+                                             self.n_active(cell_w))
+        return self.spectra[key]
+
+
+def make_oracle(data, design, plan, stats, space=None, spectra=None):
     """The :class:`RidgeOracle` of in-memory ``data``; with a row space (``n < d``,
     :class:`RowStats`) its ridge rows are the coordinates and its features (for
-    cross-entropy fits and predictions) are ``data.X``."""
+    cross-entropy fits and predictions) are ``data.X``. Oracles of one fit (the same
+    statistics) may share ``spectra``, a dict of leave-one-out eigendecompositions."""
+    spectra = {} if spectra is None else spectra
     if space is None:
-        return RidgeOracle(data, design, plan, stats)
+        return RidgeOracle(data, design, plan, stats, spectra=spectra)
     return RidgeOracle(Data(X=space.coords), design, replace(plan, solver="primal"), stats,
-                       space._replace(X=data.X))
+                       space._replace(X=data.X), spectra=spectra)
 
 
 def row_space_spectrum(space, design):

@@ -74,11 +74,12 @@ def loo_scores(params, data, design, plan, oracle, layer):
         return None
     D, K = design, design.n_classes
     cell_w = layer.unit_weight[D.unit_of_cell]
-    active = np.count_nonzero(D.sample_weight * cell_w[D.cell_idx] > 0)
+    active = oracle.n_active(cell_w)
     if plan.loss == "square" and data.X.shape[1] <= active and oracle.stats is not None:
-        # d <= rows: from the statistics, the rows in blocks (no float64 copy of X)
+        # d <= rows: from the statistics (the eigendecomposition that chose alpha),
+        # the rows in blocks (no float64 copy of X)
         return loo_decisions(data.X, D.cell_idx, cell_w, D.cell_targets, D.sample_weight,
-                             layer.alpha, oracle.stats)
+                             layer.alpha, oracle.stats, oracle.loo_spectrum(cell_w))
     X64 = np.asarray(data.X, dtype=np.float64)
     if plan.loss == "square":
         T = D.cell_targets
@@ -191,12 +192,13 @@ def _adjusted(layer, design, tau):
 
 
 def _evaluate(params, data, design, plan, stats, spectrum, rng, score, cache, space=None,
-              log=None, data64=None):
+              log=None, data64=None, spectra=None):
     """Fit one candidate (reusing the weights chosen for its weighting) and score it;
-    cross-entropy candidates use ``data64``, the rows in float64 (made once)."""
+    cross-entropy candidates use ``data64``, the rows in float64 (made once); the
+    candidates share ``spectra``, the leave-one-out eigendecompositions by weights."""
     params_c = plan.params(params)
     data_c = data64 if plan.loss == "logistic" and data64 is not None else data
-    oracle = make_oracle(data_c, design, plan, stats, space)
+    oracle = make_oracle(data_c, design, plan, stats, space, spectra)
     if plan.loss == "square":  # ridge leave-one-out on the oracle's rows (row space: exact)
         data_c = oracle.data
     key = (plan.weighting, plan.alpha_criterion)
@@ -247,8 +249,9 @@ def fit_selected(params, data, design, plan, stats, random_state=None, validatio
         if any(p.loss == "logistic" for p in plans) and data.in_memory \
                 and data.X.dtype != np.float64:
             data64 = Data(X=np.asarray(data.X, dtype=np.float64))
+        spectra = {}
         evaluations = [_evaluate(params, data, design, p, stats, spectrum, rng, score, cache,
-                                 space, log, data64) for p in plans]
+                                 space, log, data64, spectra) for p in plans]
     kept = choose(evaluations)
     return evaluations[kept], evaluations
 

@@ -19,8 +19,8 @@ import scipy.linalg
 from .ridge import row_spectrum
 from .stats import EPS, WORK_ELEMS, centre_stats, noise_tol
 
-__all__ = ["LooPlan", "add_partials", "argmin_prefer_last", "gcv_path", "loo_block",
-           "loo_decisions", "loo_partial", "loo_path", "loo_plan"]
+__all__ = ["LooPlan", "LooSpectrum", "add_partials", "argmin_prefer_last", "gcv_path",
+           "loo_block", "loo_decisions", "loo_partial", "loo_path", "loo_plan", "loo_spectrum"]
 
 
 def loo_block(U, resid, base, UtT, F):
@@ -127,7 +127,19 @@ class LooPlan(NamedTuple):
     F: np.ndarray  # (r, L) shrinkage factors lam / (lam + alpha n)
 
 
-def loo_plan(stats, omega, T, alphas, n_active):
+class LooSpectrum(NamedTuple):
+    """The eigendecomposition behind every leave-one-out quantity at one set of cell
+    weights: the centred statistics and the kept eigenpairs of their Gram matrix
+    (:func:`loo_spectrum`). Reused for every alpha grid and for the decisions."""
+
+    cen: object  # stats.Centred
+    lam: np.ndarray  # (r,) kept eigenvalues, ascending
+    Q: np.ndarray  # (d, r) their eigenvectors
+
+
+def loo_spectrum(stats, omega, T, n_active):
+    """One ``d x d`` eigendecomposition of the weighted centred Gram at cell weights
+    ``omega`` (eigenvalues at round-off level dropped), for :func:`loo_plan`."""
     cen = centre_stats(stats, omega, T)
     d = stats.n_features
     if d > n_active:
@@ -138,7 +150,14 @@ def loo_plan(stats, omega, T, alphas, n_active):
             f"lastlayer.solvers.ridge_loo_path.")
     lam, Q = scipy.linalg.eigh(cen.C, check_finite=False)
     keep = lam > noise_tol(max(n_active, d), max(float(lam[-1]), 0.0))
-    lam, Q = lam[keep], Q[:, keep]
+    return LooSpectrum(cen, lam[keep], Q[:, keep])
+
+
+def loo_plan(stats, omega, T, alphas, n_active, spectrum=None):
+    """The :class:`LooPlan` of an alpha grid and the degrees of freedom along it;
+    ``spectrum`` (:func:`loo_spectrum` of the same weights) saves the factorisation."""
+    cen, lam, Q = spectrum if spectrum is not None else loo_spectrum(stats, omega, T,
+                                                                    n_active)
     sq = np.sqrt(lam)
     UtT = (Q.T @ cen.rhs) / sq[:, None]
     F = lam[:, None] / (lam[:, None] + alphas[None, :] * cen.n)
@@ -232,7 +251,7 @@ def gcv_path(stats, omega, T, alphas, return_coef=True, return_cell_leverage=Fal
     return out
 
 
-def loo_decisions(X, cells, omega, T, s, alpha, stats):
+def loo_decisions(X, cells, omega, T, s, alpha, stats, spectrum=None):
     """Exact leave-one-out decisions ``t_i - e_i / (1 - h_ii)`` (n, m) of the ridge at
     one ``alpha`` when ``d <=`` the weighted rows, from :func:`loo_plan` and the rows
     in blocks.
@@ -243,7 +262,7 @@ def loo_decisions(X, cells, omega, T, s, alpha, stats):
     prediction; rows with ``h_ii`` numerically one get ``inf``. Cost ``O(n d (d + m))``.
     """
     n_active = int(np.count_nonzero(s * omega[cells] > 0))
-    plan, _ = loo_plan(stats, omega, T, np.array([float(alpha)]), n_active)
+    plan, _ = loo_plan(stats, omega, T, np.array([float(alpha)]), n_active, spectrum)
     F = plan.F[:, 0]
     W = (plan.Qs * F) @ plan.UtT  # (d, m) = Q diag(1 / (lam + alpha n)) Q^T rhs
     n, d = X.shape
