@@ -126,3 +126,23 @@ def test_blocked_loo_decisions_equal_the_row_path(alpha):
     gram = centre_stats(stats, omega, np.zeros((J, 1))).C
     ref = loo_path(rows, np.array([alpha]), gram, return_decision=True)["loo_decision"][0]
     np.testing.assert_allclose(fast, ref, rtol=1e-8, atol=1e-10)
+
+
+def test_float32_loo_decisions_match_float64_rows():
+    # float32 features projected in float32 (offset 30x their spread): the decisions
+    # agree with the float64 kernel on the same rows to float32 accuracy
+    from lastlayer._core.loo import loo_decisions, loo_spectrum
+    from lastlayer.solvers import sufficient_statistics
+
+    rng = np.random.default_rng(3)
+    n, d, J = 400, 20, 2
+    X32 = (rng.standard_normal((n, d)) + 30.0).astype(np.float32)
+    X64 = X32.astype(np.float64)
+    cells = rng.integers(0, J, n)
+    s, omega, T = np.ones(n), np.array([0.7, 2.5]), np.eye(J)
+    stats = sufficient_statistics(X64, cells, J, s)
+    spec = loo_spectrum(stats, omega, T, n)
+    ref = loo_decisions(X64, cells, omega, T, s, 0.05, stats, spec)
+    fast = loo_decisions(X32, cells, omega, T, s, 0.05, stats, spec, np.float32)
+    assert np.abs(fast - ref).max() < 1e-4 * np.abs(ref).max()
+    assert np.abs(fast - ref).max() > 0  # really computed in float32

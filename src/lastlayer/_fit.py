@@ -33,6 +33,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from ._core.logistic import logistic, logistic_alpha_path
 from ._core.loo import (
     argmin_prefer_last,
+    centred_eigh,
     gcv_path,
     loo_partial,
     loo_path,
@@ -518,8 +519,8 @@ class RidgeOracle:
     plan: Plan
     stats: object
     space: RowSpace | None = None  # data.X are coordinates in this basis (n < d)
-    # loo_spectrum's eigendecompositions by cell weights, shared by the oracles of
-    # one fit (the candidates of the selection layer share weights: see make_oracle)
+    # loo_spectrum's eigendecompositions and loo_alpha's choices by cell weights,
+    # shared by the oracles of one fit (the selection layer's candidates share weights)
     spectra: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -559,10 +560,20 @@ class RidgeOracle:
         return leverage
 
     def loo_alpha(self, cell_w, alphas):
-        """The alpha of ``alphas`` that the plan's criterion prefers for these weights."""
+        """The alpha of ``alphas`` that the plan's criterion prefers for these weights
+        (computed once per weights, grid, criterion and row dtype, kept in ``spectra``:
+        the candidates of the selection layer start from the same weights)."""
+        key = ("alpha", _weights_key(cell_w), np.asarray(alphas).tobytes(),
+               self.plan.alpha_criterion, str(getattr(self.data.X, "dtype", None)))
+        if key not in self.spectra:
+            self.spectra[key] = self._loo_alpha(cell_w, alphas)
+        return self.spectra[key]
+
+    def _loo_alpha(self, cell_w, alphas):
         D, T, crit = self.design, self.design.cell_targets, self.plan.alpha_criterion
         if crit == "gcv":
-            path = gcv_path(self.stats, cell_w, T, alphas, return_coef=False)
+            path = gcv_path(self.stats, cell_w, T, alphas, return_coef=False,
+                            full=self.centred_eigh(cell_w))
             return float(alphas[argmin_prefer_last(path["gcv"], path["alphas"])])
         if crit in ("stream_loo", "dask_loo"):  # out of core: one more pass over the rows
             from . import sources
@@ -597,11 +608,23 @@ class RidgeOracle:
         computed once per weights and kept in ``spectra``. Weights equal to 13
         significant digits share one (a scheme's weights and the same weights
         renormalised differ in the last bits; the spectra would differ at 1e-13)."""
-        key = tuple(f"{w:.12e}" for w in np.asarray(cell_w, dtype=np.float64))
+        key = ("loo", _weights_key(cell_w))
         if key not in self.spectra:
             self.spectra[key] = loo_spectrum(self.stats, cell_w, self.design.cell_targets,
-                                             self.n_active(cell_w))
+                                             self.n_active(cell_w), self.centred_eigh(cell_w))
         return self.spectra[key]
+
+    def centred_eigh(self, cell_w):
+        """:func:`lastlayer._core.loo.centred_eigh` at ``cell_w``, kept in ``spectra``
+        (:meth:`loo_spectrum` and GCV share it)."""
+        key = ("eigh", _weights_key(cell_w))
+        if key not in self.spectra:
+            self.spectra[key] = centred_eigh(self.stats, cell_w, self.design.cell_targets)
+        return self.spectra[key]
+
+
+def _weights_key(cell_w):
+    return tuple(f"{w:.12e}" for w in np.asarray(cell_w, dtype=np.float64))
 
 
 def make_oracle(data, design, plan, stats, space=None, spectra=None):

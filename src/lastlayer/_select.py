@@ -79,7 +79,8 @@ def loo_scores(params, data, design, plan, oracle, layer):
         # d <= rows: from the statistics (the eigendecomposition that chose alpha),
         # the rows in blocks (no float64 copy of X)
         return loo_decisions(data.X, D.cell_idx, cell_w, D.cell_targets, D.sample_weight,
-                             layer.alpha, oracle.stats, oracle.loo_spectrum(cell_w))
+                             layer.alpha, oracle.stats, oracle.loo_spectrum(cell_w),
+                             data.X.dtype)
     X64 = np.asarray(data.X, dtype=np.float64)
     if plan.loss == "square":
         T = D.cell_targets
