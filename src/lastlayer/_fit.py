@@ -73,6 +73,8 @@ ALPHA_GRID = np.logspace(-8, 1, 46)
 #: Above this many rows per feature, alpha="auto" uses GCV from the sufficient
 #: statistics instead of exact leave-one-out (which costs a pass over the rows).
 GCV_ROWS_PER_FEATURE = 10
+#: Eigendecompositions a fit keeps for reuse (:meth:`RidgeOracle.centred_eigh`).
+KEPT_SPECTRA = 2
 #: Problems with min(n, d) at most this run after the statistics on one BLAS thread.
 SMALL_PROBLEM = 512
 #: Statistics passes of at least this many multiply-adds (n d^2) use every BLAS thread.
@@ -608,17 +610,21 @@ class RidgeOracle:
         computed once per weights and kept in ``spectra``. Weights equal to 13
         significant digits share one (a scheme's weights and the same weights
         renormalised differ in the last bits; the spectra would differ at 1e-13)."""
-        key = ("loo", _weights_key(cell_w))
-        if key not in self.spectra:
-            self.spectra[key] = loo_spectrum(self.stats, cell_w, self.design.cell_targets,
-                                             self.n_active(cell_w), self.centred_eigh(cell_w))
-        return self.spectra[key]
+        return loo_spectrum(self.stats, cell_w, self.design.cell_targets,
+                            self.n_active(cell_w), self.centred_eigh(cell_w))
 
     def centred_eigh(self, cell_w):
         """:func:`lastlayer._core.loo.centred_eigh` at ``cell_w``, kept in ``spectra``
-        (:meth:`loo_spectrum` and GCV share it)."""
+        (:meth:`loo_spectrum` and GCV share it).
+
+        At most :data:`KEPT_SPECTRA` are kept (each holds a ``d x d`` matrix): the
+        first one computed (the weights every candidate starts from) and the most
+        recent ones."""
         key = ("eigh", _weights_key(cell_w))
         if key not in self.spectra:
+            kept = [k for k in self.spectra if k[0] == "eigh"]
+            if len(kept) >= KEPT_SPECTRA:
+                del self.spectra[kept[1]]  # the oldest after the first
             self.spectra[key] = centred_eigh(self.stats, cell_w, self.design.cell_targets)
         return self.spectra[key]
 

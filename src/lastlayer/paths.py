@@ -93,17 +93,24 @@ def _row_span(C_tot, d, n_rows, alpha):
 
 
 def _generalised_eigh(aug, alpha, n_u):
-    """``B_1 V = (B_0 + B_1) V diag(lam)`` with ``B_u = G~_u + alpha n_u R``."""
+    """``B_1 V = (B_0 + B_1) V diag(lam)`` with ``B_u = G~_u + alpha n_u R``.
+
+    ``aug`` (the two augmented unit Grams) is overwritten. Memory: the two matrices
+    and the eigenvectors (``3 p^2`` floats)."""
     p = aug[0].shape[0]
-    Rdiag = np.ones(p)
-    Rdiag[-1] = 0.0
-    B0 = aug[0] + np.diag(alpha * n_u[0] * Rdiag)
-    B1 = aug[1] + np.diag(alpha * n_u[1] * Rdiag)
-    S = B0 + B1
+    diag = np.arange(p - 1), np.arange(p - 1)  # R: the identity but the intercept
+    B1 = aug[1]
+    B1[diag] += alpha * n_u[1]
+    S = aug[0]
+    S[diag] += alpha * n_u[0]
+    S += B1
     dsc = 1.0 / np.sqrt(np.diag(S))  # Jacobi scaling: same V, better conditioned
+    for M in (B1, S):
+        M *= dsc[:, None]
+        M *= dsc[None, :]
     try:
-        lam, Vs = scipy.linalg.eigh(dsc[:, None] * B1 * dsc[None, :],
-                                    dsc[:, None] * S * dsc[None, :], check_finite=False)
+        lam, Vs = scipy.linalg.eigh(B1, S, check_finite=False, overwrite_a=True,
+                                    overwrite_b=True)
     except np.linalg.LinAlgError:
         raise ValueError(
             "The equally weighted problem is singular (the weighted Gram matrix of "
@@ -223,8 +230,9 @@ class TwoUnitWeightPath:
             Gt[:-1, -1] = Gt[-1, :-1] = sums_u[u]
             Gt[-1, -1] = n_u[u]
             aug.append(Gt)
-        self._aug = aug
-        lam, V = _generalised_eigh(aug, self.alpha, n_u)
+        del grams_u
+        lam, V = _generalised_eigh(aug, self.alpha, n_u)  # overwrites aug
+        del aug
         self.eigenvalues = np.clip(lam, 0.0, 1.0)
         self._V = V
         self._Y = [V.T @ P for P in rhs_u]  # (p, m) each

@@ -141,10 +141,11 @@ class LooSpectrum(NamedTuple):
 def centred_eigh(stats, omega, T):
     """The centred statistics at cell weights ``omega`` and every eigenpair of their
     Gram matrix ``(cen, lam, Q)``, ascending: the one ``d x d`` factorisation behind
-    :func:`loo_spectrum` and :func:`gcv_path`."""
+    :func:`loo_spectrum` and :func:`gcv_path` (``cen.C`` is not kept: the
+    eigensolver overwrites it)."""
     cen = centre_stats(stats, omega, T)
-    lam, Q = scipy.linalg.eigh(cen.C, check_finite=False)
-    return LooSpectrum(cen, lam, Q)
+    lam, Q = scipy.linalg.eigh(cen.C, check_finite=False, overwrite_a=True)
+    return LooSpectrum(cen._replace(C=None), lam, Q)  # C was overwritten: not kept
 
 
 def loo_spectrum(stats, omega, T, n_active, full=None):
@@ -160,7 +161,8 @@ def loo_spectrum(stats, omega, T, n_active, full=None):
             f"lastlayer.solvers.ridge_loo_path.")
     cen, lam, Q = full if full is not None else centred_eigh(stats, omega, T)
     keep = lam > noise_tol(max(n_active, d), max(float(lam[-1]), 0.0))
-    return LooSpectrum(cen, lam[keep], Q[:, keep])
+    first = int(np.argmax(keep)) if keep.any() else lam.size  # ascending: a suffix
+    return LooSpectrum(cen, lam[first:], Q[:, first:])  # views, no copy of Q
 
 
 def loo_plan(stats, omega, T, alphas, n_active, spectrum=None):
