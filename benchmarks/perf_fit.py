@@ -26,6 +26,12 @@ in ``--d`` this times
   extrapolated as ``mean time per fit x number of fits``; the table says so
   (``extrapolated, k/21 fits``).
 
+Ratios: every timing over ``logreg_balanced`` and over the floor of issue 14 (one
+float32 Gram ``gram_floor`` where ``n >= d``; ``kernel_floor``, one ``n x n`` kernel
+product and its float64 eigendecomposition, where ``n < d``, measured only there).
+The 1/5/15-minute load average after each size's timings is recorded (a row
+``load_average``): on a shared machine the timings are only as quiet as it was.
+
 ``--spectrum powerlaw`` makes the features look like network embeddings without
 changing the task: ``x = S^{1/2} R (mu_c + z) + 1`` with covariance eigenvalues
 ``s_i`` proportional to ``1 / i`` (mean one), a random rotation ``R`` and an offset of
@@ -191,7 +197,7 @@ def run_size(n, d, args, methods):
         row("gram_floor", med, runs, None,
             f"X.T @ X in {X.dtype}: {n * d * d / med / 1e9:.0f} GFlop/s (n d^2 flops)")
 
-    if "kernel_floor" in methods:  # n < d: one n x n kernel and its eigendecomposition
+    if "kernel_floor" in methods and n < d:  # one n x n kernel and its eigendecomposition
         import scipy.linalg
         runs = []
         for _ in range(args.repeats):
@@ -216,9 +222,15 @@ def run_size(n, d, args, methods):
     if "lastlayer_default" in methods:  # the selection layer: LastLayerClassifier()
         med, runs, m = median_fit(LastLayerClassifier, X, y, args.repeats,
                                   not args.no_warmup)
+        peak = peak_memory(LastLayerClassifier, X, y) if args.memory else None
+        note = (f"kept {m.loss_}/{m.weighting_} of {len(m.selection_)} candidates; "
+                f"skipped: {m.plan_['selection_skipped'] or 'none'}")
+        if peak is not None:
+            note += f", peak {peak / 2**20:.0f} MiB = {peak / X.nbytes:.2f} x X"
         row("lastlayer_default", med, runs, worst_class_accuracy(m.predict(X_test), y_test),
-            f"kept {m.loss_}/{m.weighting_} of {len(m.selection_)} candidates; "
-            f"skipped: {m.plan_['selection_skipped'] or 'none'}")
+            note)
+        rows[-1]["peak_bytes"] = peak
+        rows[-1]["x_bytes"] = int(X.nbytes)
     if "logreg_balanced" in methods:
         med, runs, m = median_fit(
             lambda: LogisticRegression(class_weight="balanced",
@@ -245,17 +257,24 @@ def run_size(n, d, args, methods):
             r["ratio_to_lastlayer"] = r["median_s"] / ours["lastlayer"]
         print(f"  ratio lastlayer_default / lastlayer = "
               f"{ours['lastlayer_default'] / ours['lastlayer']:.2f}", flush=True)
-    if "lastlayer" in ours and "logreg_balanced" in ours:
-        ratio = ours["lastlayer"] / ours["logreg_balanced"]
+    ours_names = [k for k in ("lastlayer", "lastlayer_default") if k in ours]
+    if "logreg_balanced" in ours:
         for r in rows:
             r["ratio_to_logreg_balanced"] = r["median_s"] / ours["logreg_balanced"]
-        print(f"  ratio lastlayer / logreg_balanced = {ratio:.3f}", flush=True)
+        for k in ours_names:
+            print(f"  ratio {k} / logreg_balanced = "
+                  f"{ours[k] / ours['logreg_balanced']:.3f}", flush=True)
+    # the floor of issue 14: one float32 Gram where n >= d, one n x n kernel product
+    # and its eigendecomposition where n < d
     floor = "kernel_floor" if n < d and "kernel_floor" in ours else "gram_floor"
-    if "lastlayer" in ours and floor in ours:
+    if floor in ours:
         for r in rows:
             r["ratio_to_floor"], r["floor"] = r["median_s"] / ours[floor], floor
-        print(f"  ratio lastlayer / {floor} = {ours['lastlayer'] / ours[floor]:.2f}",
-              flush=True)
+        for k in ours_names:
+            print(f"  ratio {k} / {floor} = {ours[k] / ours[floor]:.2f}", flush=True)
+    rows.append({"n": n, "d": d, "method": "load_average", "median_s": None,
+                 "runs_s": list(os.getloadavg()), "worst_class_accuracy": None,
+                 "note": "1/5/15-minute load average after this size's timings"})
     return rows
 
 
@@ -325,6 +344,10 @@ def main(argv=None):
     print(f"{'n':>7} {'d':>5}  {'method':<16} {'time':>10} {'/ logreg':>9} {'/ floor':>8}"
           f"  {'worst acc':>9}")
     for r in rows:
+        if r["method"] == "load_average":
+            print(f"{r['n']:>7} {r['d']:>5}  load average (1/5/15 min) "
+                  f"{' '.join(f'{x:.2f}' for x in r['runs_s'])}")
+            continue
         ratio = r.get("ratio_to_logreg_balanced")
         ratio = f"{ratio:9.3f}" if ratio is not None else f"{'-':>9}"
         fl = r.get("ratio_to_floor")
