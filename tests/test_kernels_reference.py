@@ -126,3 +126,31 @@ def test_statistics_finished_in_place_equal_old_finish(precision):
     assert rel(new.grams, grams_old) < 1e-12
     assert rel(new.sums, sums_old) < 1e-12
     assert np.array_equal(new.grams, new.grams.transpose(0, 2, 1))
+
+
+@pytest.mark.parametrize("n, d, K, dtype", [(120, 30, 2, np.float64), (60, 90, 2, np.float32),
+                                            (150, 20, 3, np.float32), (700, 40, 4, np.float64)])
+def test_shared_spectra_change_nothing(monkeypatch, n, d, K, dtype):
+    # The selection layer's candidates share eigendecompositions and alpha choices
+    # (RidgeOracle.spectra, keyed by the cell weights): with every lookup missing
+    # (a fresh key per call) the fit must be the same to 1e-10.
+    import itertools
+
+    from lastlayer import LastLayerClassifier
+    from lastlayer import _fit
+
+    rng = np.random.default_rng(n + d + K)
+    y = np.repeat(np.arange(K), np.maximum(4, (n * 0.6 ** np.arange(K)).astype(int) // 2))
+    X = (rng.normal(size=(y.size, d)) + y[:, None] * 0.3).astype(dtype)
+    shared = LastLayerClassifier().fit(X, y)
+    fresh = itertools.count()
+    monkeypatch.setattr(_fit, "_weights_key", lambda w: next(fresh))
+    alone = LastLayerClassifier().fit(X, y)
+    assert [r["candidate"] for r in shared.selection_] == [r["candidate"] for r in alone.selection_]
+    for a, b in zip(shared.selection_, alone.selection_):
+        assert a["alpha"] == pytest.approx(b["alpha"], rel=1e-10)
+        assert a["estimate"] == pytest.approx(b["estimate"], rel=1e-10)
+    assert rel(shared.coef_, alone.coef_) < 1e-10
+    assert rel(shared.intercept_, alone.intercept_) < 1e-10
+    np.testing.assert_allclose(shared.loo_class_accuracy_, alone.loo_class_accuracy_,
+                               rtol=1e-10)
