@@ -57,10 +57,10 @@ class FeatureSource:
     """Features read block by block, re-iterable, with in-memory labels.
 
     Subclasses implement :meth:`_raw_blocks` (arrays of any real dtype and any
-    number of rows, in a fixed order); :meth:`iter_blocks` splits them into float64
-    blocks of at most :attr:`block_rows` rows, checks the feature count and that
-    every value is finite, and checks that every pass yields the same number of
-    rows.
+    number of rows, in a fixed order); :meth:`iter_blocks` splits them into float
+    blocks (float64, or as stored) of at most :attr:`block_rows` rows, checks the
+    feature count and that every value is finite, and checks that every pass
+    yields the same number of rows.
 
     Attributes
     ----------
@@ -70,6 +70,7 @@ class FeatureSource:
 
     block_rows: int = DEFAULT_BLOCK_ROWS
     _n_samples: int | None = None
+    _dtype: np.dtype | None = None
 
     def __init__(self, block_rows=DEFAULT_BLOCK_ROWS):
         self.block_rows = check_int(block_rows, "block_rows", low=1)
@@ -90,8 +91,9 @@ class FeatureSource:
         """
         raise NotImplementedError
 
-    def _raw_blocks(self):
-        """Yield ``(array, where)`` with ``where`` naming the origin for errors."""
+    def _raw_blocks(self, reuse=False):
+        """Yield ``(array, where)`` with ``where`` naming the origin for errors; with
+        ``reuse`` an array may live in a buffer that the next one overwrites."""
         raise NotImplementedError
 
     # -- shared -----------------------------------------------------------------------
@@ -102,8 +104,35 @@ class FeatureSource:
             self.labels()
         return int(self._n_samples)
 
-    def iter_blocks(self):
-        """Yield the features as C-contiguous float64 blocks of at most ``block_rows`` rows.
+    @property
+    def dtype(self):
+        """The stored dtype of the features (of the first block when the source does
+        not know it up front: then one block or shard is read)."""
+        d = self.n_features  # a chunk source learns its dtype here
+        if self._dtype is None:
+            gen = self._raw_blocks()
+            try:
+                raw, where = next(gen)
+            except StopIteration:
+                raise ValueError("The source yielded no rows.") from None
+            finally:
+                gen.close()
+            self._dtype = np.dtype(self._check_raw(raw, where, d).dtype)
+        return self._dtype
+
+    def iter_blocks(self, dtype=np.float64, *, reuse=False):
+        """Yield the features as C-contiguous float blocks of at most ``block_rows`` rows.
+
+        Parameters
+        ----------
+        dtype : dtype or None, default=float64
+            Of the blocks; None keeps float32 and float64 as stored (native byte
+            order) and gives float64 for other stored dtypes.
+        reuse : bool, default=False
+            Let the source read or convert into buffers that it reuses: a block is
+            then valid only until the next one is asked for (copy it to keep it).
+            With ``reuse=False`` every block is a fresh array or a read-only-use
+            view of the source's own rows, and may be kept.
 
         Raises
         ------
@@ -114,18 +143,20 @@ class FeatureSource:
         """
         d = self.n_features
         total = 0
-        for raw, where in self._raw_blocks():
+        out = None
+        for raw, where in self._raw_blocks(reuse):
             raw = self._check_raw(raw, where, d)
+            want = _block_dtype(raw.dtype, dtype)
             for lo in range(0, raw.shape[0], self.block_rows):
-                blk = np.ascontiguousarray(raw[lo:lo + self.block_rows], dtype=np.float64)
-                with np.errstate(over="ignore", invalid="ignore"):
-                    finite = np.isfinite(blk.sum())
-                if not finite and not np.isfinite(blk).all():
-                    bad = int(np.argmax(~np.isfinite(blk).all(axis=1)))
-                    raise ValueError(
-                        f"X{where} must be finite. Got NaN or inf at row "
-                        f"{total + lo + bad} (counting from the first row of the source)."
-                    )
+                part = raw[lo:lo + self.block_rows]
+                if reuse and not (part.dtype == want and part.flags.c_contiguous):
+                    if out is None or out.dtype != want:
+                        out = np.empty((self.block_rows, d), dtype=want)
+                    blk = out[:part.shape[0]]
+                    np.copyto(blk, part, casting="unsafe")
+                else:
+                    blk = np.ascontiguousarray(part, dtype=want)
+                _check_finite(blk, where, total + lo)
                 yield blk
             total += raw.shape[0]
         self._check_total(total)
@@ -163,6 +194,27 @@ class FeatureSource:
         return f"{type(self).__name__}(n_samples={n}, block_rows={self.block_rows})"
 
 
+def _block_dtype(stored, dtype):
+    """The dtype of the blocks: ``dtype``, or with None float32 / float64 as stored."""
+    if dtype is not None:
+        return np.dtype(dtype)
+    stored = np.dtype(stored)
+    if stored.kind == "f" and stored.itemsize in (4, 8):
+        return stored.newbyteorder("=")
+    return np.dtype(np.float64)
+
+
+def _check_finite(blk, where, first_row):
+    """Refuse a block with NaN or inf, naming the global row of the first one."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = np.isfinite(blk.sum())
+    if not finite and not np.isfinite(blk).all():
+        bad = int(np.argmax(~np.isfinite(blk).all(axis=1)))
+        raise ValueError(
+            f"X{where} must be finite. Got NaN or inf at row {first_row + bad} (counting "
+            f"from the first row of the source).")
+
+
 class ArraySource(FeatureSource):
     """Rows of an in-memory array, a ``np.memmap`` or any row-sliceable 2-D array.
 
@@ -185,6 +237,7 @@ class ArraySource(FeatureSource):
         self._groups = check_row_labels(_load_label_file(groups, "groups"), "groups",
                                          self._n_samples, None)
         self._mmap_base = _readonly_map_base(X)
+        self._dtype = np.dtype(X.dtype)
 
     @property
     def n_features(self):
@@ -196,7 +249,7 @@ class ArraySource(FeatureSource):
                 "This source has no labels: pass y= (an array or a .npy path) to as_source.")
         return self._y, self._groups
 
-    def _raw_blocks(self):
+    def _raw_blocks(self, reuse=False):
         n = self._n_samples
         for lo in range(0, n, self.block_rows):
             blk = self.X[lo:min(lo + self.block_rows, n)]
@@ -285,22 +338,36 @@ class NpySource(FeatureSource):
                 f"path), or name the file X.npy with y.npy beside it.")
         return self._y, self._groups
 
-    def _raw_blocks(self):
+    def _raw_blocks(self, reuse=False):
         n, d = self._n_samples, self._d
         if self._fortran:
             X = np.load(self.path, mmap_mode="r", allow_pickle=False)
             yield from ArraySource(X, block_rows=self.block_rows)._raw_blocks()
             return
         row_bytes = d * self._dtype.itemsize
-        with open(self.path, "rb") as f:
+        # with reuse, every block is read into one buffer (no allocation per block)
+        buf = np.empty((min(self.block_rows, n), d), dtype=self._dtype) if reuse else None
+        with open(self.path, "rb", buffering=0) as f:
             for lo in range(0, n, self.block_rows):
                 rows = min(self.block_rows, n - lo)
                 f.seek(self._offset + lo * row_bytes)
-                blk = np.fromfile(f, dtype=self._dtype, count=rows * d)
-                if blk.size != rows * d:
+                blk = (buf[:rows] if reuse else np.empty((rows, d), dtype=self._dtype))
+                if _read_into(f, blk) != blk.nbytes:
                     raise ValueError(
                         f"'{self.path}' is truncated: expected {n} rows of {d} features.")
-                yield blk.reshape(rows, d), f" in '{self.path}'"
+                yield blk, f" in '{self.path}'"
+
+
+def _read_into(f, arr):
+    """Fill C-contiguous ``arr`` from unbuffered file ``f``; the number of bytes read."""
+    view = memoryview(arr.reshape(-1).view(np.uint8))
+    got = 0
+    while got < view.nbytes:
+        k = f.readinto(view[got:])
+        if not k:
+            break
+        got += k
+    return got
 
 
 def _npz_member_shape(path, member):
@@ -445,7 +512,7 @@ class ShardSource(FeatureSource):
             self._labels = (y, g)
         return self._labels
 
-    def _raw_blocks(self):
+    def _raw_blocks(self, reuse=False):
         for p, (rows, _) in zip(self.paths, self._shapes):
             fs = load_features(p, label_column=self.label_column,
                                    group_column=self.group_column)
@@ -495,6 +562,7 @@ class DaskSource(FeatureSource):
                 "first.")
         self.X = X
         self._n_samples = int(X.shape[0])
+        self._dtype = np.dtype(X.dtype)
         self._y = check_row_labels(compute_if_dask(y), "y", self._n_samples, None)
         self._groups = check_row_labels(compute_if_dask(groups), "groups",
                                          self._n_samples, None)
@@ -508,7 +576,7 @@ class DaskSource(FeatureSource):
             raise ValueError("This source has no labels: pass y= to as_source.")
         return self._y, self._groups
 
-    def _raw_blocks(self):
+    def _raw_blocks(self, reuse=False):
         lo = 0
         for size in self.X.chunks[0]:
             hi = lo + int(size)
@@ -583,6 +651,7 @@ class ChunkSource(FeatureSource):
                     f"X in chunk 0 must be 2-D of shape (n_rows, n_features). Got shape "
                     f"{tuple(X.shape)} instead.")
             self._d = int(X.shape[1])
+            self._dtype = np.dtype(X.dtype)
             self._last_iterator = None  # the peek is not a pass
         return self._d
 
@@ -611,7 +680,7 @@ class ChunkSource(FeatureSource):
             self._labels = (y, g)
         return self._labels
 
-    def _raw_blocks(self):
+    def _raw_blocks(self, reuse=False):
         for k, X, y, _ in self._chunks():
             if len(y) != X.shape[0]:
                 raise ValueError(
