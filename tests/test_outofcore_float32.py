@@ -268,3 +268,18 @@ def test_chunk_source_dtype_peek_is_not_a_pass(data):
     st = streaming_statistics(src, cells, J, progress=False, precision="auto")
     ref = centred_grams_reference(X, cells, np.ones(N))
     assert rel_err(centred_grams(st), ref) < 1e-5
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".parquet"])
+def test_shard_dtype_from_the_headers(data, tmp_path, suffix):
+    if suffix == ".parquet":
+        pytest.importorskip("pyarrow")
+    X, cells, _ = data
+    for dtype in (np.float32, np.float64):
+        folder = tmp_path / np.dtype(dtype).name
+        folder.mkdir()
+        save_features(folder / f"a{suffix}", X[:100].astype(dtype), cells[:100])
+        save_features(folder / f"b{suffix}", X[100:200].astype(dtype), cells[100:200])
+        src = as_source(folder)
+        assert src._dtype == dtype  # known before any block is read
+        assert next(iter(src.iter_blocks(None))).dtype == dtype

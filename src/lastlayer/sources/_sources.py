@@ -370,8 +370,9 @@ def _read_into(f, arr):
     return got
 
 
-def _npz_member_shape(path, member):
-    """Shape of one array of a .npz archive, read from its header only."""
+def _npz_member_header(path, member):
+    """(shape, dtype) of one array of a .npz archive, read from its header only (None
+    when the header's version is not known)."""
     import zipfile
 
     try:
@@ -383,18 +384,19 @@ def _npz_member_shape(path, member):
             with zf.open(name) as f:
                 version = np.lib.format.read_magic(f)
                 if version == (1, 0):
-                    shape, _, _ = np.lib.format.read_array_header_1_0(f)
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
                 elif version == (2, 0):
-                    shape, _, _ = np.lib.format.read_array_header_2_0(f)
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
                 else:  # pragma: no cover - other versions: read the array
                     return None
     except zipfile.BadZipFile as exc:
         raise ValueError(f"'{path}' is not a readable .npz file: {exc}.") from None
-    return tuple(shape)
+    return tuple(shape), np.dtype(dtype)
 
 
 def _parquet_shape(path, label_column, group_column):
-    """(rows, features or None) of a parquet shard from its metadata and schema."""
+    """(rows, features or None), dtype or None of a parquet shard from its metadata
+    and schema."""
     pa, pq = import_pyarrow()
     pf = pq.ParquetFile(path)
     rows = pf.metadata.num_rows
@@ -404,10 +406,18 @@ def _parquet_shape(path, label_column, group_column):
     if "X" in names:
         t = schema.field("X").type
         if pa.types.is_fixed_size_list(t):
-            return rows, t.list_size
+            return (rows, t.list_size), _arrow_float_dtype(pa, [t.value_type])
         if pa.types.is_list(t) or pa.types.is_large_list(t):
-            return rows, None
-    return rows, len(names)
+            return (rows, None), None
+    return (rows, len(names)), _arrow_float_dtype(pa, [schema.field(n).type for n in names])
+
+
+def _arrow_float_dtype(pa, types):
+    """float32 / float64 when every arrow type is that one, else None (not known)."""
+    if len(set(types)) == 1 and pa.types.is_floating(types[0]) \
+            and types[0].bit_width in (32, 64):
+        return np.dtype(f"float{types[0].bit_width}")
+    return None
 
 
 class ShardSource(FeatureSource):
@@ -434,22 +444,24 @@ class ShardSource(FeatureSource):
         self.paths = paths
         self.kind = suffixes.pop()
         self.label_column, self.group_column = label_column, group_column
-        shapes = []
+        shapes, dtypes = [], []
         for p in paths:
             if not p.is_file():
                 raise FileNotFoundError(f"Shard '{p}' not found.")
             if self.kind == ".npz":
-                shape = _npz_member_shape(p, "X")
+                shape, dtype = _npz_member_header(p, "X") or (None, None)
                 if shape is not None and len(shape) != 2:
                     raise ValueError(
                         f"X in shard '{p}' must be 2-D (n_rows, n_features). Got shape "
                         f"{shape} instead.")
             else:
-                shape = _parquet_shape(p, label_column, group_column)
+                shape, dtype = _parquet_shape(p, label_column, group_column)
             if shape is None or shape[1] is None:
-                shape = load_features(p, label_column=label_column,
-                                          group_column=group_column).X.shape
+                X = load_features(p, label_column=label_column,
+                                  group_column=group_column).X
+                shape, dtype = X.shape, X.dtype
             shapes.append(tuple(int(s) for s in shape))
+            dtypes.append(dtype)
         d0 = shapes[0][1]
         for p, (_, d) in zip(paths, shapes):
             if d != d0:
@@ -457,6 +469,7 @@ class ShardSource(FeatureSource):
                     f"Shards must have the same number of features: '{paths[0].name}' has "
                     f"{d0} and '{p.name}' has {d}.")
         self._shapes = shapes
+        self._dtype = dtypes[0]  # None: the first shard is read when asked
         self._d = d0
         self._n_samples = int(sum(s[0] for s in shapes))
         self._labels = None
