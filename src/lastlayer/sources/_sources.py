@@ -427,7 +427,8 @@ class ShardSource(FeatureSource):
     groups (``group_column``) in the layouts of :func:`lastlayer.io.load_features`;
     shards are taken in sorted file-name order. Shapes are read from the file
     headers up front, so shards with different feature counts are refused before
-    any data is read. Memory: one shard as stored plus one float64 block.
+    any data is read. Memory: one shard as stored (plus one float64 block when the
+    blocks are asked for in float64 and the shard holds another dtype).
     """
 
     def __init__(self, paths, block_rows=DEFAULT_BLOCK_ROWS, *, label_column="y",
