@@ -10,15 +10,20 @@ per run (so that each peak resident set size is its own), runs
 
 reading the file either as a path (``mode=npy``: plain file reads, block by block)
 or as ``np.load(path, mmap_mode="r")`` (``mode=mmap``: read through the map, each
-block's pages released after use). Reported per mode (median of ``--repeats``
-runs for the times, maximum for the memory):
+block's pages released after use), once per ``--precisions`` entry (the
+``precision=`` of both passes: ``float64``, ``float32`` or ``auto``). The floor,
+in its own child processes as well: one float32 Gram over the same file
+(``ssyrk`` of every block, read with ``readinto`` into one buffer, accumulated in
+float32 -- the least work that touches every byte and every product once).
+Reported per mode and precision (median of ``--repeats`` runs for the times,
+maximum for the memory):
 
-* time of each pass and its throughput;
+* time of each pass, its throughput and the statistics time over the floor's;
 * ``peak_rss``: the child's ``ru_maxrss``; ``baseline_rss``: its resident set after
   the imports, before reading; ``extra_rss = peak_rss - baseline_rss``;
 * ``tracemalloc_peak``: the peak of Python-heap allocations (NumPy's included);
-* ``bound``: the documented bound of :mod:`lastlayer.outofcore`,
-  ``8 B d (1 + itemsize/8) + 64 MiB + 8 J (d + 1)^2 + 3 * 8 d^2``;
+* ``bound``: the documented bound of :mod:`lastlayer.sources`,
+  ``B d itemsize + 64 MiB + 8 J (d + 1)^2 + 3 * 8 d^2`` (one block as stored);
 * ``in_memory``: what holding the data would take instead: the file's bytes as
   float64 (``8 n d``) plus the ``n x d`` weighted copy and ``n x d`` projection
   that :func:`lastlayer.solvers.ridge_loo_path` builds (about ``3 * 8 n d``).
@@ -30,6 +35,8 @@ code controls.
 Usage::
 
     python benchmarks/perf_outofcore.py --size-gib 4.5
+    python benchmarks/perf_outofcore.py --size-gib 1 --dtype float32 \
+        --precisions float64 auto --out benchmarks/results/perf_outofcore_float32.json
     python benchmarks/perf_outofcore.py --size-gib 0.05 --d 256 --out ''   # smoke run
 
 Output: a table on stdout and a JSON record (``--out``, default
@@ -57,6 +64,7 @@ from _record import write_json
 
 PRIORS = np.array([0.45, 0.25, 0.15, 0.10, 0.05])
 MODES = ("npy", "mmap")
+PRECISIONS = ("float64", "float32", "auto")
 
 
 def _rss_bytes():
@@ -90,9 +98,36 @@ def write_features(directory, size_gib, d, dtype, seed, block_rows=16384):
     return path, n
 
 
+def gram_floor(path, block_rows):
+    """One float32 Gram over a .npy file: read each block into one buffer, ``ssyrk``."""
+    from scipy.linalg.blas import get_blas_funcs
+
+    X = np.load(path, mmap_mode="r")
+    (n, d), offset, dtype = X.shape, X.offset, X.dtype
+    del X
+    buf = np.empty((min(block_rows, n), d), dtype=dtype)
+    G = np.zeros((d, d), dtype=np.float32, order="F")
+    syrk = get_blas_funcs("syrk", dtype=np.float32)
+    with open(path, "rb", buffering=0) as f:
+        f.seek(offset)
+        for lo in range(0, n, block_rows):
+            blk = buf[:min(block_rows, n - lo)]
+            f.readinto(memoryview(blk.reshape(-1).view(np.uint8)))
+            G = syrk(1.0, np.asarray(blk, dtype=np.float32).T, beta=1.0, c=G, trans=0,
+                     overwrite_c=1)
+    return G
+
+
 def worker(args):
     """One measured run in this (fresh) process; prints a JSON line."""
     import tracemalloc
+
+    if args.worker == "floor":
+        t0 = time.perf_counter()
+        G = gram_floor(args.file, args.block_rows)
+        t1 = time.perf_counter()
+        print(json.dumps({"statistics_s": t1 - t0, "gram_trace": float(np.trace(G))}))
+        return
 
     from lastlayer.outofcore import as_source, streaming_loo_path, streaming_statistics
 
@@ -103,11 +138,14 @@ def worker(args):
     baseline = _rss_bytes()
     tracemalloc.start()
     t0 = time.perf_counter()
-    stats = streaming_statistics(src, y, J, progress=args.progress)
+    # precision= only when asked for: the float64 rows also run on versions without it
+    kw = {} if args.precision == "float64" else {"precision": args.precision}
+    stats = streaming_statistics(src, y, J, progress=args.progress, **kw)
     t1 = time.perf_counter()
     alphas = np.logspace(-6, 2, args.alphas)
     cell_w = y.size / (J * np.bincount(y, minlength=J))  # balanced weights
-    loo = streaming_loo_path(src, stats, y, cell_w, np.eye(J), alphas, progress=args.progress)
+    loo = streaming_loo_path(src, stats, y, cell_w, np.eye(J), alphas, progress=args.progress,
+                             **kw)
     t2 = time.perf_counter()
     _, tm_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -119,13 +157,76 @@ def worker(args):
     }))
 
 
-def run_child(mode, path, args):
+def run_child(mode, path, args, precision="float64"):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", mode, "--file", path,
-           "--block-rows", str(args.block_rows), "--alphas", str(args.alphas)]
+           "--block-rows", str(args.block_rows), "--alphas", str(args.alphas),
+           "--precision", precision]
     if args.progress:
         cmd.append("--progress")
     res = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def measure(path, args, file_bytes, bound, in_memory):
+    """The floor and every (mode, precision), interleaved repeat by repeat (so that
+    a change of load on a shared machine touches every row alike)."""
+    configs = [(m, p) for m in args.modes for p in args.precisions]
+    floor_runs, runs = [], {c: [] for c in configs}
+    for _ in range(args.repeats):
+        floor_runs.append(run_child("floor", path, args))
+        print(f"  floor (one float32 Gram): {floor_runs[-1]['statistics_s']:.2f} s",
+              flush=True)
+        for mode, prec in configs:
+            r = run_child(mode, path, args, prec)
+            runs[mode, prec].append(r)
+            print(f"  {mode} {prec}: statistics {r['statistics_s']:.2f} s, LOO "
+                  f"{r['loo_s']:.2f} s, peak RSS {_gib(r['peak_rss'])} (baseline "
+                  f"{_gib(r['baseline_rss'])})", flush=True)
+    floor_s = statistics.median(r["statistics_s"] for r in floor_runs)
+    rows = []
+    for (mode, prec), rs in runs.items():
+        st = statistics.median(r["statistics_s"] for r in rs)
+        lo = statistics.median(r["loo_s"] for r in rs)
+        peak = max(r["peak_rss"] for r in rs)
+        base = min(r["baseline_rss"] for r in rs)
+        rows.append({
+            "mode": mode, "precision": prec, "statistics_s": st, "loo_s": lo,
+            "statistics_over_floor": st / floor_s,
+            "statistics_s_range": [min(r["statistics_s"] for r in rs),
+                                   max(r["statistics_s"] for r in rs)],
+            "statistics_gib_per_s": file_bytes / 2**30 / st,
+            "loo_gib_per_s": file_bytes / 2**30 / lo,
+            "peak_rss": peak, "baseline_rss": base, "extra_rss": peak - base,
+            "tracemalloc_peak": max(r["tracemalloc_peak"] for r in rs),
+            "bound": bound, "in_memory": in_memory, "file_bytes": file_bytes,
+            "runs": rs,
+        })
+    return floor_runs, rows
+
+
+def report(rows, floor_s, file_bytes, bound, in_memory):
+    """Print the table; return the largest relative LOO difference from the first row."""
+    print()
+    print(f"file {_gib(file_bytes)}; documented bound {_gib(bound)}; in-memory estimate "
+          f"{_gib(in_memory)}; floor (one float32 Gram over the file) {floor_s:.2f} s "
+          f"({file_bytes / 2**30 / floor_s:.2f} GiB/s)")
+    print(f"{'mode':<5} {'precision':<9} {'stats':>8} {'/floor':>6} {'LOO':>8} {'GiB/s':>6} "
+          f"{'peak RSS':>10} {'extra RSS':>10} {'tracemalloc':>11} {'extra/file':>10}")
+    for r in rows:
+        print(f"{r['mode']:<5} {r['precision']:<9} {r['statistics_s']:>6.2f} s "
+              f"{r['statistics_over_floor']:>6.2f} {r['loo_s']:>6.2f} s "
+              f"{r['statistics_gib_per_s']:>6.2f} {_gib(r['peak_rss']):>10} "
+              f"{_gib(r['extra_rss']):>10} {_gib(r['tracemalloc_peak']):>11} "
+              f"{r['extra_rss'] / file_bytes:>10.3f}")
+    print("extra RSS = peak - resident set after the imports; it includes the BLAS "
+          "library's thread buffers (a constant, not tracked by tracemalloc).")
+    if len(rows) < 2:
+        return None
+    a = np.array(rows[0]["runs"][0]["loo_mse"])
+    agree = max(float(np.max(np.abs(np.array(r["runs"][0]["loo_mse"]) - a) / np.abs(a)))
+                for r in rows[1:])
+    print(f"LOO agreement with the first row: max relative difference {agree:.1e}")
+    return agree
 
 
 def _gib(b):
@@ -141,6 +242,8 @@ def main(argv=None):
     ap.add_argument("--block-rows", type=int, default=8192, help="rows per block")
     ap.add_argument("--alphas", type=int, default=41, help="alphas of the LOO path")
     ap.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    ap.add_argument("--precisions", nargs="+", default=["float64"], choices=PRECISIONS,
+                    help="precision= of the passes, one row per mode and precision")
     ap.add_argument("--repeats", type=int, default=3, help="runs per mode (median times)")
     ap.add_argument("--dir", default=tempfile.gettempdir(),
                     help="where the temporary directory goes (default: the system temp)")
@@ -151,7 +254,8 @@ def main(argv=None):
                                                  "results", "perf_outofcore.json"),
                     help="JSON output path (default benchmarks/results/perf_outofcore.json; "
                          "'' for none)")
-    ap.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=(*MODES, "floor"), help=argparse.SUPPRESS)
+    ap.add_argument("--precision", default="float64", help=argparse.SUPPRESS)
     ap.add_argument("--file", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -171,58 +275,19 @@ def main(argv=None):
         file_bytes = os.path.getsize(path)
         d, J, B = args.d, PRIORS.size, args.block_rows
         item = np.dtype(args.dtype).itemsize
-        bound = int(8 * B * d * (1 + item / 8) + (64 << 20) + 8 * J * (d + 1) ** 2
-                    + 3 * 8 * d * d)
+        bound = int(B * d * item + (64 << 20) + 8 * J * (d + 1) ** 2 + 3 * 8 * d * d)
         in_memory = 3 * 8 * n * d
         print(f"perf_outofcore: wrote {_gib(file_bytes)} ({n} x {d} {args.dtype}) in "
               f"{t_write:.1f} s to {tmp}; block_rows={B}, alphas={args.alphas}, "
               f"repeats={args.repeats}", flush=True)
-        for mode in args.modes:
-            runs = []
-            for _ in range(args.repeats):
-                runs.append(run_child(mode, path, args))
-                r = runs[-1]
-                print(f"  {mode}: statistics {r['statistics_s']:.2f} s, LOO {r['loo_s']:.2f} s, "
-                      f"peak RSS {_gib(r['peak_rss'])} (baseline {_gib(r['baseline_rss'])})",
-                      flush=True)
-            st = statistics.median(r["statistics_s"] for r in runs)
-            lo = statistics.median(r["loo_s"] for r in runs)
-            peak = max(r["peak_rss"] for r in runs)
-            base = min(r["baseline_rss"] for r in runs)
-            rows.append({
-                "mode": mode, "statistics_s": st, "loo_s": lo,
-                "statistics_gib_per_s": file_bytes / 2**30 / st,
-                "loo_gib_per_s": file_bytes / 2**30 / lo,
-                "peak_rss": peak, "baseline_rss": base, "extra_rss": peak - base,
-                "tracemalloc_peak": max(r["tracemalloc_peak"] for r in runs),
-                "bound": bound, "in_memory": in_memory, "file_bytes": file_bytes,
-                "runs": runs,
-            })
+        floor_runs, rows = measure(path, args, file_bytes, bound, in_memory)
     finally:
         if args.keep:
             print(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-
-    agree = None
-    if len(rows) > 1:
-        a = np.array(rows[0]["runs"][0]["loo_mse"])
-        b = np.array(rows[1]["runs"][0]["loo_mse"])
-        agree = float(np.max(np.abs(a - b) / np.abs(b)))
-    print()
-    print(f"file {_gib(file_bytes)}; documented bound {_gib(bound)}; in-memory estimate "
-          f"{_gib(in_memory)}")
-    print(f"{'mode':<5} {'stats':>8} {'LOO':>8} {'GiB/s':>6} {'peak RSS':>10} {'extra RSS':>10} "
-          f"{'tracemalloc':>11} {'extra/file':>10}")
-    for r in rows:
-        print(f"{r['mode']:<5} {r['statistics_s']:>6.2f} s {r['loo_s']:>6.2f} s "
-              f"{r['statistics_gib_per_s']:>6.2f} {_gib(r['peak_rss']):>10} "
-              f"{_gib(r['extra_rss']):>10} {_gib(r['tracemalloc_peak']):>11} "
-              f"{r['extra_rss'] / file_bytes:>10.3f}")
-    print("extra RSS = peak - resident set after the imports; it includes the BLAS "
-          "library's thread buffers (a constant, not tracked by tracemalloc).")
-    if agree is not None:
-        print(f"LOO agreement between modes: max relative difference {agree:.1e}")
+    floor_s = statistics.median(r["statistics_s"] for r in floor_runs)
+    agree = report(rows, floor_s, file_bytes, bound, in_memory)
 
     if args.out:
         record = {
@@ -230,6 +295,9 @@ def main(argv=None):
             "settings": {k: v for k, v in vars(args).items() if k not in ("worker", "file")},
             "n": n, "file_bytes": file_bytes, "bound": bound, "in_memory": in_memory,
             "write_s": t_write, "loo_agreement": agree,
+            "floor": {"what": "one float32 Gram (ssyrk) over the file, read into one buffer",
+                      "statistics_s": floor_s, "runs": floor_runs},
+            "load_average": os.getloadavg(),
             "versions": {"lastlayer": lastlayer.__version__, "numpy": np.__version__,
                          "python": platform.python_version()},
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},

@@ -221,7 +221,7 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
 
         if is_out_of_core(X):
             data, y, groups, kind = self._out_of_core_data(X, y, groups)
-            n, d, dtype = data.n_samples, data.n_features, np.float64
+            n, d, dtype = data.n_samples, data.n_features, data.dtype
             data = Data(source=data, dask_X=X if kind == "dask" else None)
         else:
             X, y = validate_data(self, X, y, dtype=(np.float64, np.float32),

@@ -29,6 +29,7 @@ __all__ = [
     "covariance_spectrum",
     "merge",
     "noise_tol",
+    "resolve_precision",
     "well_conditioned_cholesky",
 ]
 
@@ -68,6 +69,14 @@ class SufficientStats(NamedTuple):
 WORK_ELEMS = 2**21
 #: Precisions of the Gram products (:func:`sufficient_statistics`).
 PRECISIONS = ("float64", "float32")
+
+
+def resolve_precision(precision, dtype):
+    """The Gram precision for features stored as ``dtype``: ``"auto"`` is float32 for
+    float32 features and float64 otherwise; ``"float64"`` / ``"float32"`` as given."""
+    if precision != "auto":
+        return precision
+    return "float32" if dtype is not None and np.dtype(dtype) == np.float32 else "float64"
 
 
 class StatsAccumulator:
@@ -192,10 +201,16 @@ def merge(stats):
     return SufficientStats(*(sum(field) for field in zip(*stats)))
 
 
-def block_statistics(X, cells, n_cells, s):
-    """Statistics of one block (a dask task); the accumulator casts and checks finiteness."""
+def block_statistics(X, cells, n_cells, s, precision="float64"):
+    """Statistics of one block (a dask task); the accumulator casts and checks finiteness.
+
+    With ``precision="float32"`` the block is shifted by its own centre, which
+    :meth:`StatsAccumulator.result` undoes, so blocks with different centres merge.
+    """
     X = np.asarray(X)
-    acc = StatsAccumulator(n_cells, X.shape[1])
+    if X.dtype.kind != "f":
+        X = X.astype(np.float64)
+    acc = StatsAccumulator(n_cells, X.shape[1], precision)
     acc.add(X, np.asarray(cells, dtype=np.intp), s)
     return acc.result()
 

@@ -15,6 +15,7 @@ from .._validation import (
     check_stats,
 )
 from ._sources import DEFAULT_BLOCK_ROWS, compute_if_dask
+from ._streaming import check_precision
 
 __all__ = ["dask_loo_path", "dask_statistics"]
 
@@ -53,7 +54,8 @@ def _tree_sum(dask, parts, combine, split_every):
     return parts[0]
 
 
-def dask_statistics(X, cells, n_cells, sample_weight=None, *, split_every=8):
+def dask_statistics(X, cells, n_cells, sample_weight=None, *, split_every=8,
+                    precision="float64"):
     """Per-cell sufficient statistics of a dask array, in parallel.
 
     Each row chunk (all columns) becomes one task computing its partial statistics;
@@ -72,6 +74,11 @@ def dask_statistics(X, cells, n_cells, sample_weight=None, *, split_every=8):
         NumPy or dask.
     split_every : int, default=8
         Fan-in of the tree sum.
+    precision : {"float64", "float32", "auto"}, default="float64"
+        Of the Gram products, as in :func:`streaming_statistics`; with
+        ``"float32"`` each task shifts its chunk by the chunk's own mean (rounded to
+        float32) and undoes the shift in float64 before the tree sum. ``"auto"``:
+        float32 when ``X`` is float32.
 
     Returns
     -------
@@ -87,11 +94,12 @@ def dask_statistics(X, cells, n_cells, sample_weight=None, *, split_every=8):
     n_cells = check_int(n_cells, "n_cells", low=1)
     split_every = check_int(split_every, "split_every", low=2)
     X, blocks, bounds = _dask_rows(X, da)
+    precision = check_precision(precision, lambda: X.dtype)
     cells, sw = check_row_inputs(compute_if_dask(cells), n_cells, int(X.shape[0]),
                                   compute_if_dask(sample_weight))
     parts = [
         dask.delayed(block_statistics)(blk, cells[lo:hi], n_cells,
-                                        None if sw is None else sw[lo:hi])
+                                        None if sw is None else sw[lo:hi], precision)
         for blk, lo, hi in zip(blocks, bounds[:-1], bounds[1:])
     ]
     (stats,) = dask.compute(_tree_sum(dask, parts, _merge, split_every))
@@ -99,13 +107,14 @@ def dask_statistics(X, cells, n_cells, sample_weight=None, *, split_every=8):
 
 
 def dask_loo_path(X, stats, cells, cell_weights, cell_targets, alphas, sample_weight=None,
-                  *, split_every=8):
+                  *, split_every=8, precision="float64"):
     """:func:`streaming_loo_path` on a dask array, one task per row chunk.
 
     The eigendecomposition is done once, locally, from ``stats``
     (:func:`dask_statistics`); the plan (``d x r`` projection and small vectors) is
     shipped once to the workers, each row chunk returns per-alpha partial sums and
-    these are added in a tree.
+    these are added in a tree. ``precision`` as in :func:`streaming_loo_path`
+    (``"auto"``: float32 projections when ``X`` is float32).
 
     Returns
     -------
@@ -119,6 +128,7 @@ def dask_loo_path(X, stats, cells, cell_weights, cell_targets, alphas, sample_we
     alphas = check_alphas(alphas)
     split_every = check_int(split_every, "split_every", low=2)
     X, blocks, bounds = _dask_rows(X, da)
+    dtype = np.dtype(check_precision(precision, lambda: X.dtype))
     if X.shape[1] != stats.n_features:
         raise ValueError(
             f"The 'stats' parameter has {stats.n_features} features but X has "
@@ -130,7 +140,7 @@ def dask_loo_path(X, stats, cells, cell_weights, cell_targets, alphas, sample_we
     plan_d = dask.delayed(plan, traverse=False)
     parts = [
         dask.delayed(loo_partial)(blk, cells[lo:hi], None if sw is None else sw[lo:hi],
-                                   plan_d)
+                                   plan_d, dtype)
         for blk, lo, hi in zip(blocks, bounds[:-1], bounds[1:])
     ]
     (total, bad), = dask.compute(_tree_sum(dask, parts, add_partials, split_every))

@@ -57,10 +57,10 @@ class FeatureSource:
     """Features read block by block, re-iterable, with in-memory labels.
 
     Subclasses implement :meth:`_raw_blocks` (arrays of any real dtype and any
-    number of rows, in a fixed order); :meth:`iter_blocks` splits them into float64
-    blocks of at most :attr:`block_rows` rows, checks the feature count and that
-    every value is finite, and checks that every pass yields the same number of
-    rows.
+    number of rows, in a fixed order); :meth:`iter_blocks` splits them into float
+    blocks (float64, or as stored) of at most :attr:`block_rows` rows, checks the
+    feature count and that every value is finite, and checks that every pass
+    yields the same number of rows.
 
     Attributes
     ----------
@@ -70,6 +70,7 @@ class FeatureSource:
 
     block_rows: int = DEFAULT_BLOCK_ROWS
     _n_samples: int | None = None
+    _dtype: np.dtype | None = None
 
     def __init__(self, block_rows=DEFAULT_BLOCK_ROWS):
         self.block_rows = check_int(block_rows, "block_rows", low=1)
@@ -90,8 +91,9 @@ class FeatureSource:
         """
         raise NotImplementedError
 
-    def _raw_blocks(self):
-        """Yield ``(array, where)`` with ``where`` naming the origin for errors."""
+    def _raw_blocks(self, reuse=False):
+        """Yield ``(array, where)`` with ``where`` naming the origin for errors; with
+        ``reuse`` an array may live in a buffer that the next one overwrites."""
         raise NotImplementedError
 
     # -- shared -----------------------------------------------------------------------
@@ -102,8 +104,35 @@ class FeatureSource:
             self.labels()
         return int(self._n_samples)
 
-    def iter_blocks(self):
-        """Yield the features as C-contiguous float64 blocks of at most ``block_rows`` rows.
+    @property
+    def dtype(self):
+        """The stored dtype of the features (of the first block when the source does
+        not know it up front: then one block or shard is read)."""
+        d = self.n_features  # a chunk source learns its dtype here
+        if self._dtype is None:
+            gen = self._raw_blocks()
+            try:
+                raw, where = next(gen)
+            except StopIteration:
+                raise ValueError("The source yielded no rows.") from None
+            finally:
+                gen.close()
+            self._dtype = np.dtype(self._check_raw(raw, where, d).dtype)
+        return self._dtype
+
+    def iter_blocks(self, dtype=np.float64, *, reuse=False):
+        """Yield the features as C-contiguous float blocks of at most ``block_rows`` rows.
+
+        Parameters
+        ----------
+        dtype : dtype or None, default=float64
+            Of the blocks; None keeps float32 and float64 as stored (native byte
+            order) and gives float64 for other stored dtypes.
+        reuse : bool, default=False
+            Let the source read or convert into buffers that it reuses: a block is
+            then valid only until the next one is asked for (copy it to keep it).
+            With ``reuse=False`` every block is a fresh array or a read-only-use
+            view of the source's own rows, and may be kept.
 
         Raises
         ------
@@ -114,18 +143,20 @@ class FeatureSource:
         """
         d = self.n_features
         total = 0
-        for raw, where in self._raw_blocks():
+        out = None
+        for raw, where in self._raw_blocks(reuse):
             raw = self._check_raw(raw, where, d)
+            want = _block_dtype(raw.dtype, dtype)
             for lo in range(0, raw.shape[0], self.block_rows):
-                blk = np.ascontiguousarray(raw[lo:lo + self.block_rows], dtype=np.float64)
-                with np.errstate(over="ignore", invalid="ignore"):
-                    finite = np.isfinite(blk.sum())
-                if not finite and not np.isfinite(blk).all():
-                    bad = int(np.argmax(~np.isfinite(blk).all(axis=1)))
-                    raise ValueError(
-                        f"X{where} must be finite. Got NaN or inf at row "
-                        f"{total + lo + bad} (counting from the first row of the source)."
-                    )
+                part = raw[lo:lo + self.block_rows]
+                if reuse and not (part.dtype == want and part.flags.c_contiguous):
+                    if out is None or out.dtype != want:
+                        out = np.empty((self.block_rows, d), dtype=want)
+                    blk = out[:part.shape[0]]
+                    np.copyto(blk, part, casting="unsafe")
+                else:
+                    blk = np.ascontiguousarray(part, dtype=want)
+                _check_finite(blk, where, total + lo)
                 yield blk
             total += raw.shape[0]
         self._check_total(total)
@@ -163,6 +194,27 @@ class FeatureSource:
         return f"{type(self).__name__}(n_samples={n}, block_rows={self.block_rows})"
 
 
+def _block_dtype(stored, dtype):
+    """The dtype of the blocks: ``dtype``, or with None float32 / float64 as stored."""
+    if dtype is not None:
+        return np.dtype(dtype)
+    stored = np.dtype(stored)
+    if stored.kind == "f" and stored.itemsize in (4, 8):
+        return stored.newbyteorder("=")
+    return np.dtype(np.float64)
+
+
+def _check_finite(blk, where, first_row):
+    """Refuse a block with NaN or inf, naming the global row of the first one."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = np.isfinite(blk.sum())
+    if not finite and not np.isfinite(blk).all():
+        bad = int(np.argmax(~np.isfinite(blk).all(axis=1)))
+        raise ValueError(
+            f"X{where} must be finite. Got NaN or inf at row {first_row + bad} (counting "
+            f"from the first row of the source).")
+
+
 class ArraySource(FeatureSource):
     """Rows of an in-memory array, a ``np.memmap`` or any row-sliceable 2-D array.
 
@@ -185,6 +237,7 @@ class ArraySource(FeatureSource):
         self._groups = check_row_labels(_load_label_file(groups, "groups"), "groups",
                                          self._n_samples, None)
         self._mmap_base = _readonly_map_base(X)
+        self._dtype = np.dtype(X.dtype)
 
     @property
     def n_features(self):
@@ -196,7 +249,7 @@ class ArraySource(FeatureSource):
                 "This source has no labels: pass y= (an array or a .npy path) to as_source.")
         return self._y, self._groups
 
-    def _raw_blocks(self):
+    def _raw_blocks(self, reuse=False):
         n = self._n_samples
         for lo in range(0, n, self.block_rows):
             blk = self.X[lo:min(lo + self.block_rows, n)]
@@ -285,26 +338,41 @@ class NpySource(FeatureSource):
                 f"path), or name the file X.npy with y.npy beside it.")
         return self._y, self._groups
 
-    def _raw_blocks(self):
+    def _raw_blocks(self, reuse=False):
         n, d = self._n_samples, self._d
         if self._fortran:
             X = np.load(self.path, mmap_mode="r", allow_pickle=False)
             yield from ArraySource(X, block_rows=self.block_rows)._raw_blocks()
             return
         row_bytes = d * self._dtype.itemsize
-        with open(self.path, "rb") as f:
+        # with reuse, every block is read into one buffer (no allocation per block)
+        buf = np.empty((min(self.block_rows, n), d), dtype=self._dtype) if reuse else None
+        with open(self.path, "rb", buffering=0) as f:
             for lo in range(0, n, self.block_rows):
                 rows = min(self.block_rows, n - lo)
                 f.seek(self._offset + lo * row_bytes)
-                blk = np.fromfile(f, dtype=self._dtype, count=rows * d)
-                if blk.size != rows * d:
+                blk = (buf[:rows] if reuse else np.empty((rows, d), dtype=self._dtype))
+                if _read_into(f, blk) != blk.nbytes:
                     raise ValueError(
                         f"'{self.path}' is truncated: expected {n} rows of {d} features.")
-                yield blk.reshape(rows, d), f" in '{self.path}'"
+                yield blk, f" in '{self.path}'"
 
 
-def _npz_member_shape(path, member):
-    """Shape of one array of a .npz archive, read from its header only."""
+def _read_into(f, arr):
+    """Fill C-contiguous ``arr`` from unbuffered file ``f``; the number of bytes read."""
+    view = memoryview(arr.reshape(-1).view(np.uint8))
+    got = 0
+    while got < view.nbytes:
+        k = f.readinto(view[got:])
+        if not k:
+            break
+        got += k
+    return got
+
+
+def _npz_member_header(path, member):
+    """(shape, dtype) of one array of a .npz archive, read from its header only (None
+    when the header's version is not known)."""
     import zipfile
 
     try:
@@ -316,18 +384,19 @@ def _npz_member_shape(path, member):
             with zf.open(name) as f:
                 version = np.lib.format.read_magic(f)
                 if version == (1, 0):
-                    shape, _, _ = np.lib.format.read_array_header_1_0(f)
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
                 elif version == (2, 0):
-                    shape, _, _ = np.lib.format.read_array_header_2_0(f)
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
                 else:  # pragma: no cover - other versions: read the array
                     return None
     except zipfile.BadZipFile as exc:
         raise ValueError(f"'{path}' is not a readable .npz file: {exc}.") from None
-    return tuple(shape)
+    return tuple(shape), np.dtype(dtype)
 
 
 def _parquet_shape(path, label_column, group_column):
-    """(rows, features or None) of a parquet shard from its metadata and schema."""
+    """(rows, features or None), dtype or None of a parquet shard from its metadata
+    and schema."""
     pa, pq = import_pyarrow()
     pf = pq.ParquetFile(path)
     rows = pf.metadata.num_rows
@@ -337,10 +406,18 @@ def _parquet_shape(path, label_column, group_column):
     if "X" in names:
         t = schema.field("X").type
         if pa.types.is_fixed_size_list(t):
-            return rows, t.list_size
+            return (rows, t.list_size), _arrow_float_dtype(pa, [t.value_type])
         if pa.types.is_list(t) or pa.types.is_large_list(t):
-            return rows, None
-    return rows, len(names)
+            return (rows, None), None
+    return (rows, len(names)), _arrow_float_dtype(pa, [schema.field(n).type for n in names])
+
+
+def _arrow_float_dtype(pa, types):
+    """float32 / float64 when every arrow type is that one, else None (not known)."""
+    if len(set(types)) == 1 and pa.types.is_floating(types[0]) \
+            and types[0].bit_width in (32, 64):
+        return np.dtype(f"float{types[0].bit_width}")
+    return None
 
 
 class ShardSource(FeatureSource):
@@ -350,7 +427,8 @@ class ShardSource(FeatureSource):
     groups (``group_column``) in the layouts of :func:`lastlayer.io.load_features`;
     shards are taken in sorted file-name order. Shapes are read from the file
     headers up front, so shards with different feature counts are refused before
-    any data is read. Memory: one shard as stored plus one float64 block.
+    any data is read. Memory: one shard as stored (plus one float64 block when the
+    blocks are asked for in float64 and the shard holds another dtype).
     """
 
     def __init__(self, paths, block_rows=DEFAULT_BLOCK_ROWS, *, label_column="y",
@@ -367,22 +445,24 @@ class ShardSource(FeatureSource):
         self.paths = paths
         self.kind = suffixes.pop()
         self.label_column, self.group_column = label_column, group_column
-        shapes = []
+        shapes, dtypes = [], []
         for p in paths:
             if not p.is_file():
                 raise FileNotFoundError(f"Shard '{p}' not found.")
             if self.kind == ".npz":
-                shape = _npz_member_shape(p, "X")
+                shape, dtype = _npz_member_header(p, "X") or (None, None)
                 if shape is not None and len(shape) != 2:
                     raise ValueError(
                         f"X in shard '{p}' must be 2-D (n_rows, n_features). Got shape "
                         f"{shape} instead.")
             else:
-                shape = _parquet_shape(p, label_column, group_column)
+                shape, dtype = _parquet_shape(p, label_column, group_column)
             if shape is None or shape[1] is None:
-                shape = load_features(p, label_column=label_column,
-                                          group_column=group_column).X.shape
+                X = load_features(p, label_column=label_column,
+                                  group_column=group_column).X
+                shape, dtype = X.shape, X.dtype
             shapes.append(tuple(int(s) for s in shape))
+            dtypes.append(dtype)
         d0 = shapes[0][1]
         for p, (_, d) in zip(paths, shapes):
             if d != d0:
@@ -390,6 +470,7 @@ class ShardSource(FeatureSource):
                     f"Shards must have the same number of features: '{paths[0].name}' has "
                     f"{d0} and '{p.name}' has {d}.")
         self._shapes = shapes
+        self._dtype = dtypes[0]  # None: the first shard is read when asked
         self._d = d0
         self._n_samples = int(sum(s[0] for s in shapes))
         self._labels = None
@@ -445,7 +526,7 @@ class ShardSource(FeatureSource):
             self._labels = (y, g)
         return self._labels
 
-    def _raw_blocks(self):
+    def _raw_blocks(self, reuse=False):
         for p, (rows, _) in zip(self.paths, self._shapes):
             fs = load_features(p, label_column=self.label_column,
                                    group_column=self.group_column)
@@ -495,6 +576,7 @@ class DaskSource(FeatureSource):
                 "first.")
         self.X = X
         self._n_samples = int(X.shape[0])
+        self._dtype = np.dtype(X.dtype)
         self._y = check_row_labels(compute_if_dask(y), "y", self._n_samples, None)
         self._groups = check_row_labels(compute_if_dask(groups), "groups",
                                          self._n_samples, None)
@@ -508,7 +590,7 @@ class DaskSource(FeatureSource):
             raise ValueError("This source has no labels: pass y= to as_source.")
         return self._y, self._groups
 
-    def _raw_blocks(self):
+    def _raw_blocks(self, reuse=False):
         lo = 0
         for size in self.X.chunks[0]:
             hi = lo + int(size)
@@ -583,6 +665,7 @@ class ChunkSource(FeatureSource):
                     f"X in chunk 0 must be 2-D of shape (n_rows, n_features). Got shape "
                     f"{tuple(X.shape)} instead.")
             self._d = int(X.shape[1])
+            self._dtype = np.dtype(X.dtype)
             self._last_iterator = None  # the peek is not a pass
         return self._d
 
@@ -611,7 +694,7 @@ class ChunkSource(FeatureSource):
             self._labels = (y, g)
         return self._labels
 
-    def _raw_blocks(self):
+    def _raw_blocks(self, reuse=False):
         for k, X, y, _ in self._chunks():
             if len(y) != X.shape[0]:
                 raise ValueError(
