@@ -283,3 +283,27 @@ def test_shard_dtype_from_the_headers(data, tmp_path, suffix):
         src = as_source(folder)
         assert src._dtype == dtype  # known before any block is read
         assert next(iter(src.iter_blocks(None))).dtype == dtype
+
+
+def test_estimator_float32_npy_fit_matches_the_in_memory_float32_fit(tmp_path):
+    # LastLayerClassifier on a float32 .npy file resolves precision "auto" to float32
+    # (the shifted accumulator) and fits what the in-memory float32 fit does, to
+    # float32 accuracy; the float64 file keeps float64 statistics.
+    from lastlayer import LastLayerClassifier
+
+    rng = np.random.default_rng(11)
+    n, d = 3000, 24
+    y = (rng.random(n) < 0.2).astype(int)
+    X = (rng.normal(size=(n, d)) + 0.8 * y[:, None] + 50.0).astype(np.float32)
+    path = tmp_path / "x32.npy"
+    np.save(path, X)
+    kw = {"weighting": "balanced", "loss": "square"}
+    mem = LastLayerClassifier(**kw).fit(X, y)
+    ooc = LastLayerClassifier(**kw).fit(str(path), y)
+    assert mem.plan_["precision"] == ooc.plan_["precision"] == "float32"
+    assert ooc.plan_["statistics"] == "stream"
+    assert ooc.alpha_ == pytest.approx(mem.alpha_, rel=1e-6)  # the same grid point
+    np.testing.assert_allclose(ooc.coef_, mem.coef_, rtol=1e-4, atol=1e-6 * np.abs(mem.coef_).max())
+    path64 = tmp_path / "x64.npy"
+    np.save(path64, X.astype(np.float64))
+    assert LastLayerClassifier(**kw).fit(str(path64), y).plan_["precision"] == "float64"

@@ -398,7 +398,7 @@ def _resolve_one(params, n, d, dtype, kind, design, has_validation):
     """The plan of one concrete (loss, weighting) configuration."""
     loss, scheme = params["loss"], scheme_name(params["weighting"])
     out_of_core = kind != "memory"
-    if out_of_core or params["device"] is not None or loss != "square":
+    if params["device"] is not None or loss != "square":
         precision = "float64"
     else:
         precision = (params["precision"] if params["precision"] != "auto" else
@@ -489,12 +489,13 @@ def _statistics(data, design, plan, device):
                                               None if np.all(sw == 1.0) else sw, 65536,
                                               "float64"))
     if plan.statistics == "dask":
-        return sources.dask_statistics(data.dask_X, cells, J, sw)
+        return sources.dask_statistics(data.dask_X, cells, J, sw, precision=plan.precision)
     if plan.statistics == "torch":
         rows = data.X if data.in_memory else data.source
         return sources.torch_statistics(rows, cells, J, sw, device=device)
     if plan.statistics == "stream":
-        return sources.streaming_statistics(data.source, cells, J, sw)
+        return sources.streaming_statistics(data.source, cells, J, sw,
+                                            precision=plan.precision)
     with threadpool_limits(limits=plan.stats_threads, user_api="blas"):
         return accumulate(data.X, cells, J, None if np.all(sw == 1.0) else sw, 65536,
                           plan.precision)
@@ -580,8 +581,9 @@ class RidgeOracle:
         if crit in ("stream_loo", "dask_loo"):  # out of core: one more pass over the rows
             from . import sources
             args = (self.stats, D.cell_idx, cell_w, T, alphas, D.sample_weight)
-            out = (sources.dask_loo_path(self.data.dask_X, *args) if crit == "dask_loo"
-                   else sources.streaming_loo_path(self.data.source, *args))
+            kw = {"precision": self.plan.precision}
+            out = (sources.dask_loo_path(self.data.dask_X, *args, **kw) if crit == "dask_loo"
+                   else sources.streaming_loo_path(self.data.source, *args, **kw))
             return float(alphas[argmin_prefer_last(out["loo_mse"], out["alphas"])])
         X = self.data.X
         n_active = self.n_active(cell_w)

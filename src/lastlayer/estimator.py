@@ -122,13 +122,13 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         (float64 on the device; needs ``lastlayer[torch]``). A CUDA device that is
         not available raises a RuntimeError.
     precision : {"auto", "float64", "float32"}, default="auto"
-        Precision of the Gram products in the sufficient statistics of an
-        in-memory square-loss fit on the CPU. ``"float32"`` shifts the rows by a
-        centre and multiplies in float32 with float64 accumulation (about twice as
-        fast, and no float64 copy of float32 features); the layer then agrees with
-        the float64 fit to about ``1e-7`` times the condition number of the ridge
-        system. ``"auto"``: float32 for float32 features, float64 otherwise (always
-        float64 for cross-entropy, ``device`` and out-of-core sources).
+        Precision of the Gram products in the sufficient statistics of a
+        square-loss fit on the CPU (in memory, streamed from files, or dask).
+        ``"float32"`` shifts the rows by a centre and multiplies in float32 with
+        float64 accumulation (about twice as fast, no float64 copy of float32
+        features); the layer agrees with the float64 fit to about ``1e-7`` times
+        the condition number of the ridge system. ``"auto"``: float32 for float32
+        features (as stored, for files), else float64 (always for cross-entropy).
     verbose : bool or int, default=0
         ``>= 1``: a timed line per phase of :meth:`fit` (statistics, alpha, weights,
         layer) on stderr. Errors and warnings: docs/cli.md, "Errors and warnings".
