@@ -146,3 +146,62 @@ def test_float32_loo_decisions_match_float64_rows():
     fast = loo_decisions(X32, cells, omega, T, s, 0.05, stats, spec, np.float32)
     assert np.abs(fast - ref).max() < 1e-4 * np.abs(ref).max()
     assert np.abs(fast - ref).max() > 0  # really computed in float32
+
+
+def test_gcv_decisions_are_loo_with_average_leverages():
+    # n >> d: the average-leverage decisions equal t - (t - f) / (1 - v df / V) with
+    # (f, df) the weighted ridge fit computed independently with numpy, and stay within
+    # the leverage spread of the exact leave-one-out decisions
+    from lastlayer._core.loo import gcv_decisions, loo_decisions
+    from lastlayer.solvers import sufficient_statistics
+
+    rng = np.random.default_rng(5)
+    n, d, J, alpha = 3000, 15, 3, 0.02
+    X = rng.standard_normal((n, d)) + 2.0
+    cells = rng.integers(0, J, n)
+    s = rng.uniform(0.5, 1.5, n) * (rng.random(n) > 0.05)
+    omega, T = np.array([0.5, 1.0, 3.0]), np.eye(J)
+    v = s * omega[cells]
+    # weighted ridge with an unpenalised intercept: (1/sum s) sum v ||t - W^T x - b||^2
+    # + alpha ||W||^2, solved on the augmented normal equations
+    Xa = np.hstack([X, np.ones((n, 1))])
+    R = np.eye(d + 1)
+    R[-1, -1] = 0.0
+    A = Xa.T @ (v[:, None] * Xa) + alpha * s.sum() * R
+    theta = np.linalg.solve(A, Xa.T @ (v[:, None] * T[cells]))
+    W, b = theta[:-1], theta[-1]
+    H_diag = v * np.einsum("ij,ji->i", Xa, np.linalg.solve(A, Xa.T))
+    df = H_diag.sum()
+    fit = X @ W + b
+    t = T[cells]
+    h_bar = v * df / v.sum()
+    expect = np.where((v > 0)[:, None], t - (t - fit) / (1 - h_bar)[:, None], fit)
+    got = gcv_decisions(X, cells, omega, T, s, W, b, df)
+    np.testing.assert_allclose(got, expect, rtol=1e-10, atol=1e-12)
+    exact = loo_decisions(X, cells, omega, T, s, alpha, sufficient_statistics(X, cells, J, s))
+    bound = np.abs(t - fit) * (np.abs(1 / (1 - H_diag) - 1 / (1 - h_bar)))[:, None]
+    assert np.all(np.abs(got - exact) <= bound + 1e-9)
+    assert np.abs(got - exact).max() > 0  # not the exact decisions
+    assert np.abs(got - exact).max() < 0.05 * np.abs(t - fit).max()  # h ~ d / n
+
+
+def test_large_gcv_fits_score_with_average_leverages(monkeypatch):
+    # Above EXACT_LOO_FLOPS (here lowered to 0) a fit whose alpha is chosen by GCV is
+    # scored by gcv_decisions; its per-class leave-one-out accuracy stays within a
+    # few rows of the exact one (leverages ~ d / n = 0.01)
+    from lastlayer import LastLayerClassifier, _select
+
+    rng = np.random.default_rng(2)
+    n, d = 2000, 20
+    y = (rng.random(n) < 0.15).astype(int)
+    X = rng.normal(size=(n, d)) + 0.7 * y[:, None]
+    exact = LastLayerClassifier(loss="square").fit(X, y)
+    assert exact.plan_["alpha_criterion"] == "gcv"
+    calls = []
+    real = _select.gcv_decisions
+    monkeypatch.setattr(_select, "gcv_decisions", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(_select, "EXACT_LOO_FLOPS", 0)
+    approx = LastLayerClassifier(loss="square").fit(X, y)
+    assert len(calls) == len(approx.selection_) >= 1
+    np.testing.assert_allclose(approx.loo_class_accuracy_, exact.loo_class_accuracy_,
+                               atol=0.01)

@@ -31,7 +31,7 @@ import scipy.stats
 from threadpoolctl import threadpool_limits
 
 from ._core.logistic import alo_logits
-from ._core.loo import loo_decisions, loo_path
+from ._core.loo import gcv_decisions, loo_decisions, loo_path
 from ._core.ridge import weighted_rows
 from ._core.stats import centre_stats, covariance_spectrum
 from ._fit import (
@@ -67,6 +67,13 @@ class Evaluation:
         return f"{p.loss}/{p.weighting}" + (f"+{p.adjust}" if p.adjust else "")
 
 
+#: Above this many ``n d^2`` flops, square-loss candidates whose alpha is chosen by
+#: GCV (``n > 10 d``) are scored with GCV's average leverages (:func:`gcv_decisions`)
+#: instead of a pass for the exact ones; below it (every problem of the selection
+#: suite) leave-one-out is exact.
+EXACT_LOO_FLOPS = 2e9
+
+
 def loo_scores(params, data, design, plan, oracle, layer):
     """Leave-one-out scores (n, K) of a fitted configuration, or None when it has
     no leave-one-out estimate (out-of-core rows, averaged subsets)."""
@@ -75,7 +82,13 @@ def loo_scores(params, data, design, plan, oracle, layer):
     D, K = design, design.n_classes
     cell_w = layer.unit_weight[D.unit_of_cell]
     active = oracle.n_active(cell_w)
-    if plan.loss == "square" and data.X.shape[1] <= active and oracle.stats is not None:
+    n, d = data.X.shape
+    if plan.loss == "square" and plan.alpha_criterion == "gcv" and n * d * d > EXACT_LOO_FLOPS:
+        # n > 10 d, where alpha is chosen by GCV too: average leverages (O(n d m))
+        # instead of the exact ones (another O(n d^2) pass over the rows)
+        return gcv_decisions(data.X, D.cell_idx, cell_w, D.cell_targets, D.sample_weight,
+                             layer.W, layer.b, layer.df)
+    if plan.loss == "square" and d <= active and oracle.stats is not None:
         # d <= rows: from the statistics (the eigendecomposition that chose alpha),
         # the rows in blocks (no float64 copy of X)
         return loo_decisions(data.X, D.cell_idx, cell_w, D.cell_targets, D.sample_weight,
