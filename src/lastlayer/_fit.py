@@ -31,6 +31,7 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from ._core.logistic import logistic, logistic_alpha_path
+from ._core.logistic import row_space as logistic_row_space
 from ._core.loo import (
     argmin_prefer_last,
     centred_eigh,
@@ -602,6 +603,13 @@ class RidgeOracle:
         return float(path["alphas"][argmin_prefer_last(path["loo_mse"], path["alphas"])])
 
 
+    def logistic_rows(self):
+        """:func:`lastlayer._core.logistic.row_space` of the features (for
+        cross-entropy fits and ALO), computed once per fit and kept in ``spectra``."""
+        if "logistic_rows" not in self.spectra:
+            self.spectra["logistic_rows"] = logistic_row_space(self.features)
+        return self.spectra["logistic_rows"]
+
     def n_active(self, cell_w):
         """Rows with positive weight at cell weights ``cell_w``."""
         D = self.design
@@ -813,7 +821,8 @@ def _logistic_alpha(params, design, plan, oracle, choice, row_w):
     return float(logistic_alpha_path(X, design.y_idx, K, row_w,
                                      choice.alphas[::_LOGISTIC_GRID_STEP],
                                      float(design.sample_weight.sum()), _LOGISTIC_MAX_ITER, _LOGISTIC_TOL,
-                                     "alo", patience=_LOGISTIC_PATIENCE)[0])
+                                     "alo", patience=_LOGISTIC_PATIENCE,
+                                     space=oracle.logistic_rows())[0])
 
 
 def fit_layer(params, design, plan, oracle, choice):
@@ -840,9 +849,10 @@ def fit_layer(params, design, plan, oracle, choice):
         if weighting.subsets:
             W, b = _average([logistic(X[r], D.y_idx[r], K, sw[r], alpha,
                                       n_norm=float(sw[r].sum())) for r in weighting.subsets])
-        else:
-            fit = logistic(X, D.y_idx, K, row_w, alpha, n_norm=float(sw.sum()))
-            W, b = fit.coef, fit.intercept
+        else:  # in the span of the rows (where the penalised minimiser lies)
+            Xw, basis = oracle.logistic_rows()
+            fit = logistic(Xw, D.y_idx, K, row_w, alpha, n_norm=float(sw.sum()))
+            W, b = fit.coef if basis is None else basis @ fit.coef, fit.intercept
         sol = oracle.solve(cell_w, choice.alpha_sq)
     cell_mass = np.bincount(D.cell_idx, weights=D.sample_weight, minlength=J) * cell_w
     class_weight = np.bincount(D.cell_class, weights=cell_mass, minlength=K) / D.class_mass

@@ -104,8 +104,9 @@ def loo_scores(params, data, design, plan, oracle, layer):
         path = loo_path(rows, np.array([layer.alpha]), gram, return_decision=True)
         return path["loo_decision"][0]
     row_w = D.sample_weight * cell_w[D.cell_idx]
+    # the objective's n is the sum of sample weights; the row basis is the fit's
     return alo_logits(X64, D.y_idx, K, row_w, layer.alpha, float(D.sample_weight.sum()),
-                      layer.W, layer.b)  # the objective's n: the sum of sample weights
+                      layer.W, layer.b, oracle.logistic_rows())
 
 
 def _log_prior(design):

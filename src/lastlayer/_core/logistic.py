@@ -199,24 +199,27 @@ def row_space(X):
     return X @ basis, basis
 
 
-def alo_logits(X, y, K, r, alpha, n_norm, W, b):
-    """Approximate leave-one-out logits (n, K) of the fit ``(W, b)`` at ``alpha``."""
-    Xw, basis = row_space(X)
+def alo_logits(X, y, K, r, alpha, n_norm, W, b, space=None):
+    """Approximate leave-one-out logits (n, K) of the fit ``(W, b)`` at ``alpha``;
+    ``space``: :func:`row_space` of ``X``, when already computed."""
+    Xw, basis = row_space(X) if space is None else space
     Wr = W if basis is None else basis.T @ W
     Theta = np.vstack([Wr, b])
     return alo_cross_entropy(augment(Xw), y, r, alpha, n_norm, K, Theta, return_logits=True)[2]
 
 
-def logistic_alpha_path(X, y, K, r, alphas, n_norm, max_iter, tol, method, patience=None):
+def logistic_alpha_path(X, y, K, r, alphas, n_norm, max_iter, tol, method, patience=None,
+                        space=None):
     """:func:`lastlayer.solvers.logistic_alpha_alo` on checked inputs.
 
     With ``patience`` the path, which runs from the largest alpha down, stops once
     the leave-one-out cross-entropy has risen above its running minimum at
     ``patience`` alphas in a row (the smaller alphas, whose fits are the slowest,
     are then left out: their entries are ``nan``). Exact for a unimodal curve.
+    ``space``: :func:`row_space` of ``X``, when already computed.
     """
     n, d = X.shape
-    Xw, basis = row_space(X)
+    Xw, basis = row_space(X) if space is None else space
     Xa = augment(Xw)
     L = alphas.shape[0]
     alo = np.empty(L)
