@@ -44,13 +44,13 @@ from ._core.loo import (
 from ._core.ridge import ridge, ridge_dual, weighted_rows
 from ._core.rowspace import RowSpace, lift, row_space
 from ._core.stats import accumulate, all_constant
+from ._progress import PhaseLog
 from ._validation import (
     check_cv,
-    check_feature_range,
+    check_feature_values,
     check_group_count,
     check_rows_per_unit,
     check_unit_values,
-    warn_feature_outlier,
     warn_zero_target,
 )
 from .dimension import SPECTRAL_DIMENSIONS
@@ -167,9 +167,7 @@ def data_driven(params):
 def check_values(X, params, plan):
     """In-memory features: squares that stay finite in the plan's precision, and a
     FeatureOutlierWarning when alpha or the weights are read off the rows."""
-    check_feature_range(X, plan.precision)
-    if data_driven(params):
-        warn_feature_outlier(X)
+    check_feature_values(X, plan.precision, data_driven(params))
 
 
 def check_design(design, params, X, y, groups, kind):

@@ -63,6 +63,7 @@ __all__ = [
     "check_group_count",
     "warn_zero_target",
     "check_feature_range",
+    "check_feature_values",
     "find_feature_outlier",
     "warn_feature_outlier",
     "check_cv",
@@ -828,25 +829,29 @@ def warn_zero_target(target, names, what):
             stacklevel=4)
 
 
-def _column_moments(X, block=65536):
-    """Per-column sum, sum of squares, min and max in float64, block by block."""
+def _column_moments(X, block_elems=1 << 18):
+    """Per-column sum, sum of squares, min and max in float64, in blocks of about
+    ``block_elems`` entries (the float64 copy of a block stays in cache)."""
     d = X.shape[1]
     s, s2 = np.zeros(d), np.zeros(d)
     lo, hi = np.full(d, np.inf), np.full(d, -np.inf)
-    for start in range(0, X.shape[0], block):
-        B = np.asarray(X[start:start + block], dtype=np.float64)
+    step = max(1, block_elems // max(d, 1))
+    for start in range(0, X.shape[0], step):
+        R = np.asarray(X[start:start + step])
+        lo, hi = np.minimum(lo, R.min(axis=0)), np.maximum(hi, R.max(axis=0))
+        B = R.astype(np.float64, copy=False)
         s += B.sum(axis=0)
         s2 += np.einsum("ij,ij->j", B, B)
-        lo, hi = np.minimum(lo, B.min(axis=0)), np.maximum(hi, B.max(axis=0))
     return s, s2, lo, hi
 
 
-def check_feature_range(X, precision="float64", name="X", source=None):
+def check_feature_range(X, precision="float64", name="X", source=None, bounds=None):
     """Refuse entries whose squares, summed over the rows, overflow ``precision``
-    (the Gram products of the statistics); the message gives the row and column."""
+    (the Gram products of the statistics); the message gives the row and column.
+    ``bounds``: the per-column ``(min, max)`` when already computed."""
     n = max(int(X.shape[0]), 1)
     limit = math.sqrt(np.finfo(np.dtype(precision)).max / (16.0 * n))
-    hi, lo = np.max(X, axis=0), np.min(X, axis=0)
+    lo, hi = bounds if bounds is not None else (np.min(X, axis=0), np.max(X, axis=0))
     big = np.maximum(np.abs(np.asarray(hi, float)), np.abs(np.asarray(lo, float))) > limit
     if not big.any():
         return
@@ -859,15 +864,16 @@ def check_feature_range(X, precision="float64", name="X", source=None):
         f"{float(X[row, col]):.6g} at row {row}, column {col}.")
 
 
-def find_feature_outlier(X, z=OUTLIER_Z):
+def find_feature_outlier(X, z=OUTLIER_Z, moments=None):
     """``(row, column, value, z_score, n_columns)`` of the most extreme cell lying
     more than ``z`` standard deviations from the mean of the other rows of its column
     (the larger of that column's and the median column's standard deviation), or
-    None. Cost: one pass over ``X`` plus O(n) per suspicious column."""
+    None. Cost: one pass over ``X`` (none with ``moments``, the column sums, sums of
+    squares, minima and maxima) plus O(n) per suspicious column."""
     n = X.shape[0]
     if n < 3:
         return None
-    s, s2, lo, hi = _column_moments(X)
+    s, s2, lo, hi = _column_moments(X) if moments is None else moments
     mean = s / n
     css = np.maximum(s2 - n * mean**2, 0.0)
     far = np.maximum((hi - mean) ** 2, (lo - mean) ** 2)
@@ -894,11 +900,21 @@ def find_feature_outlier(X, z=OUTLIER_Z):
     return None if worst is None else (*worst, count)
 
 
-def warn_feature_outlier(X, z=OUTLIER_Z, name="X"):
+def check_feature_values(X, precision, outliers):
+    """:func:`check_feature_range` and, when ``outliers``, :func:`warn_feature_outlier`
+    from one pass of column moments over ``X``."""
+    if not outliers:
+        return check_feature_range(X, precision)
+    moments = _column_moments(X)
+    check_feature_range(X, precision, bounds=moments[2:])
+    warn_feature_outlier(X, moments=moments)
+
+
+def warn_feature_outlier(X, z=OUTLIER_Z, name="X", moments=None):
     """A :class:`~lastlayer.exceptions.FeatureOutlierWarning` naming the worst cell."""
     from .exceptions import FeatureOutlierWarning
 
-    found = find_feature_outlier(X, z)
+    found = find_feature_outlier(X, z, moments)
     if found is None:
         return None
     row, col, value, zs, count = found
