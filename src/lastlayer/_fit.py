@@ -360,9 +360,11 @@ def _configurations(params, n, d, kind, design):
 def free_blas_threads():
     """BLAS threads a fit may use now without oversubscribing the machine.
 
-    The CPUs this process may run on, less the other runnable tasks (Linux
-    ``/proc/loadavg``, read when the plan is resolved), at least one and at most the
-    BLAS libraries' current setting (so an outer ``threadpool_limits`` still holds).
+    The CPUs this process may run on, less the runnable tasks of *other* processes
+    (Linux ``/proc/loadavg`` less this process's own running threads: BLAS workers
+    still spinning after an earlier call are not competition), read when the plan is
+    resolved; at least one and at most the BLAS libraries' current setting (so an
+    outer ``threadpool_limits`` still holds).
     """
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
         os.cpu_count() or 1)
@@ -371,8 +373,25 @@ def free_blas_threads():
             running = int(fh.read().split()[3].split("/")[0])
     except (OSError, ValueError, IndexError):
         running = 1
+    others = max(running - _own_running_threads(), 0)
     current = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-    return max(1, min(cpus - max(running - 1, 0), max(current, default=cpus)))
+    return max(1, min(cpus - others, max(current, default=cpus)))
+
+
+def _own_running_threads():
+    """Threads of this process in the running state (at least 1: this one)."""
+    count = 0
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat") as fh:
+                    state = fh.read().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            count += state == "R"
+    except OSError:
+        return 1
+    return max(count, 1)
 
 
 def resolve(params, n, d, dtype, kind, design, has_validation):
