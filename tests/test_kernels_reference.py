@@ -154,3 +154,33 @@ def test_shared_spectra_change_nothing(monkeypatch, n, d, K, dtype):
     assert rel(shared.intercept_, alone.intercept_) < 1e-10
     np.testing.assert_allclose(shared.loo_class_accuracy_, alone.loo_class_accuracy_,
                                rtol=1e-10)
+
+
+@pytest.mark.parametrize("n, d, J", [(200, 12, 2), (150, 10, 4), (40, 60, 2)])
+def test_two_unit_path_loo_decisions_equal_the_exact_ones(n, d, J):
+    # the weight path's factorisation gives the exact leave-one-out decisions of the
+    # fit at any ratio: against loo_path on the weighted rows (tall and wide, two
+    # cells per unit, zero sample weights)
+    X, cells, s, _, T = problem(11 + J, n, d, J=J, zero_weights=True)
+    unit = np.arange(J) % 2
+    stats = accumulate(X, cells, J, s, 65536, "float64")
+    alpha, rho = 0.05, 2.7
+    path = TwoUnitWeightPath(stats, unit, T, alpha)
+    got = path.loo_decisions(X, cells, s, rho)
+    omega = path.cell_weights(rho)
+    rows = weighted_rows(X, cells, omega, T, s)
+    ref = loo_path(rows, np.array([alpha]), return_decision=True)["loo_decision"][0]
+    assert rel(got, ref) < 1e-8
+    got32 = path.loo_decisions(X.astype(np.float32), cells, s, rho, np.float32)
+    assert rel(got32, ref) < 1e-4
+
+
+def test_two_unit_path_loo_decisions_check_their_rows():
+    X, cells, s, _, T = problem(3, 50, 5, J=2)
+    path = TwoUnitWeightPath(accumulate(X, cells, 2, s, 65536, "float64"), [0, 1], T, 0.1)
+    with pytest.raises(ValueError, match="'X' parameter must be a 2-D array with 5 columns"):
+        path.loo_decisions(X[:, :4], cells, s, 1.0)
+    with pytest.raises(ValueError, match="'cells' parameter must hold one integer cell"):
+        path.loo_decisions(X, cells + 1, s, 1.0)
+    with pytest.raises(ValueError, match="'sample_weight' parameter"):
+        path.loo_decisions(X, cells, -s, 1.0)

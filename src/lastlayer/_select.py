@@ -74,9 +74,11 @@ class Evaluation:
 EXACT_LOO_FLOPS = 2e9
 
 
-def loo_scores(params, data, design, plan, oracle, layer):
+def loo_scores(params, data, design, plan, oracle, layer, path=None):
     """Leave-one-out scores (n, K) of a fitted configuration, or None when it has
-    no leave-one-out estimate (out-of-core rows, averaged subsets)."""
+    no leave-one-out estimate (out-of-core rows, averaged subsets). ``path``: the
+    two-unit weight path the layer's weights were read off, at its alpha (its
+    factorisation gives the exact decisions without another one)."""
     if not data.in_memory or plan.subset_solver is not None:
         return None
     D, K = design, design.n_classes
@@ -88,6 +90,9 @@ def loo_scores(params, data, design, plan, oracle, layer):
         # instead of the exact ones (another O(n d^2) pass over the rows)
         return gcv_decisions(data.X, D.cell_idx, cell_w, D.cell_targets, D.sample_weight,
                              layer.W, layer.b, layer.df)
+    if plan.loss == "square" and path is not None and path.alpha == layer.alpha:
+        rho = float(layer.unit_weight[1] / layer.unit_weight[0])
+        return path.loo_decisions(data.X, D.cell_idx, D.sample_weight, rho, data.X.dtype)
     if plan.loss == "square" and d <= active and oracle.stats is not None:
         # d <= rows: from the statistics (the eigendecomposition that chose alpha),
         # the rows in blocks (no float64 copy of X)
@@ -223,7 +228,10 @@ def _evaluate(params, data, design, plan, stats, spectrum, rng, score, cache, sp
     with log.phase(lambda: f"layer: {plan.loss} loss, {plan.weighting} weights at "
                            f"alpha={layer.alpha:.4g}"):
         layer = fit_layer(params_c, design, plan, oracle, choice)
-    scores = loo_scores(params_c, data_c, design, plan, oracle, layer)
+    scores = loo_scores(params_c, data_c, design, plan, oracle, layer,
+                        choice.weighting.path)
+    if choice.weighting.path is not None:  # used: do not hold its p x p arrays longer
+        choice = cache[key] = replace(choice, weighting=replace(choice.weighting, path=None))
     tau = 0.0
     if plan.adjust == "logit":
         tau = 1.0

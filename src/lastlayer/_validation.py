@@ -62,6 +62,7 @@ __all__ = [
     "check_rows_per_unit",
     "check_group_count",
     "warn_zero_target",
+    "check_cell_rows",
     "check_feature_range",
     "check_feature_values",
     "find_feature_outlier",
@@ -266,6 +267,24 @@ def check_cell_weights(cell_weights, n_cells=None):
     if n_cells is None:
         n_cells = arr.size
     return check_nonneg_vector(arr, n_cells, "cell_weights", "one per cell")
+
+
+def check_cell_rows(X, cells, sample_weight, n_features, n_cells):
+    """Rows ``X`` (n, n_features), their cells in ``[0, n_cells)`` and non-negative
+    sample weights, for a kernel that reads rows against statistics; returns
+    ``(X, cells, sample_weight)`` (X not copied)."""
+    if np.ndim(X) != 2 or np.shape(X)[1] != n_features:
+        raise ValueError(f"The 'X' parameter must be a 2-D array with {n_features} columns "
+                         f"(the statistics' features). Got shape {np.shape(X)} instead.")
+    n = np.shape(X)[0]
+    c = np.asarray(cells)
+    if c.shape != (n,) or not np.issubdtype(c.dtype, np.integer) or (
+            n and (c.min() < 0 or c.max() >= n_cells)):
+        raise ValueError(f"The 'cells' parameter must hold one integer cell in [0, "
+                         f"{n_cells}) per row of X ({n}). Got shape {c.shape}, dtype "
+                         f"{c.dtype} instead.")
+    return X, c.astype(np.intp, copy=False), check_nonneg_vector(
+        sample_weight, n, "sample_weight", "one per row of X")
 
 
 def check_cell_targets(cell_targets, n_cells):

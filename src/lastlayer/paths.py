@@ -38,6 +38,7 @@ from ._core.ridge import RidgeSolution
 from ._core.stats import EPS, noise_tol, well_conditioned_cholesky
 from ._validation import (
     check_alphas,
+    check_cell_rows,
     check_cell_targets,
     check_cell_weights,
     check_probability_vector,
@@ -317,6 +318,48 @@ class TwoUnitWeightPath:
         W, b = self._unshift(theta)
         lev = np.where(self._unit == 1, rho, 1.0) * (self._cell_diagonals() @ g)
         return RidgeSolution(W, b, float(lev.sum()), lev, "two_unit_path")
+
+    def loo_decisions(self, X, cells, sample_weight, rho, dtype=np.float64):
+        """Exact leave-one-out decisions ``t_i - e_i / (1 - h_ii)`` (n, m) of the fit
+        at ratio ``rho`` (the quantity of :func:`lastlayer._core.loo.loo_decisions`)
+        from this path's factorisation: no other eigendecomposition.
+
+        ``X`` (n, d) are the rows the statistics came from (in blocks, projected in
+        ``dtype``), ``cells`` their cells, ``sample_weight`` their sample weights.
+        With ``A(rho)^{-1} = V diag(g) V^T / c`` (class docstring), row ``i`` of
+        unit ``u`` has ``h_ii = s_i (1 or rho) sum_k (V^T x~_i)_k^2 g_k``. Rows without
+        weight get the fit; rows with ``h_ii`` numerically one get ``inf``.
+        Cost ``O(n d p)``.
+        """
+        rho = self._check_rho(rho)
+        X, cells, sample_weight = check_cell_rows(X, cells, sample_weight, self._d,
+                                                  self._unit.size)
+        g = self._gains([rho])[0]
+        theta = self._V @ (g[:, None] * (self._Y[0] + rho * self._Y[1]))  # (p, m)
+        M = np.hstack([theta, self._V])  # fit and projections in one product
+        if self._basis is not None:  # rows -> coordinates of the span, then augmented
+            M_x, M_1 = self._basis @ M[:-1], M[-1]
+        else:
+            M_x, M_1 = M[:-1], M[-1]
+        M_x = M_x.astype(dtype, copy=False)
+        shift, m = self._shift.astype(dtype), self._m
+        rel = np.where(self._unit == 1, rho, 1.0)  # omega_u / c per cell
+        out = np.empty((X.shape[0], m))
+        step = max(1, (1 << 21) // max(X.shape[1], 1))
+        for lo in range(0, X.shape[0], step):
+            hi = min(lo + step, X.shape[0])
+            P = np.asarray(np.subtract(np.asarray(X[lo:hi]), shift, dtype=dtype) @ M_x,
+                           dtype=np.float64) + M_1
+            c = cells[lo:hi]
+            fit, Z = P[:, :m], P[:, m:]
+            v = sample_weight[lo:hi] * rel[c]
+            h = v * ((Z * Z) @ g)
+            t = self._T[c]
+            ok = 1.0 - h > 1e3 * EPS
+            loo = t - (t - fit) / np.where(ok, 1.0 - h, 1.0)[:, None]
+            loo[~ok] = np.inf
+            out[lo:hi] = np.where((v > 0)[:, None], loo, fit)
+        return out
 
     def _unshift(self, theta):
         """``W, b`` from augmented ``theta`` of shape (p, m), or (p, L, m) for a path."""

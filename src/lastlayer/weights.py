@@ -110,6 +110,10 @@ class Weighting:
         A ridge the scheme chose itself (``tuned``), else None.
     info : dict
         Scheme-specific diagnostics (JSON-ready).
+    path : TwoUnitWeightPath or None
+        The weight path the weights were read off (``optimal`` with two units), at
+        the problem's alpha: its factorisation also gives the fit's leave-one-out
+        decisions (:meth:`lastlayer.paths.TwoUnitWeightPath.loo_decisions`).
     """
 
     weights: np.ndarray
@@ -118,6 +122,7 @@ class Weighting:
     subsets: list | None = None
     alpha: float | None = None
     info: dict = field(default_factory=dict)
+    path: object = field(default=None, repr=False, compare=False)
 
 
 def normalise_weights(weights, counts):
@@ -360,7 +365,7 @@ def _optimal_two_units(problem, cap):
              "Equal shares would need a leverage above max_leverage")
             + f" of df={out['df']:.4g}: unit(s) {held} held at average leverage {cap:g}; "
             "the others share the rest.")
-    return Weighting(w, feasible=feasible, df=float(out["df"]), info=info)
+    return Weighting(w, feasible=feasible, df=float(out["df"]), info=info, path=path)
 
 
 def _unit_separation(problem):
