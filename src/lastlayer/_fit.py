@@ -362,9 +362,10 @@ def free_blas_threads():
 
     The CPUs this process may run on, less the runnable tasks of *other* processes
     (Linux ``/proc/loadavg`` less this process's own running threads: BLAS workers
-    still spinning after an earlier call are not competition), read when the plan is
-    resolved; at least one and at most the BLAS libraries' current setting (so an
-    outer ``threadpool_limits`` still holds).
+    still spinning after an earlier call are not competition; neither, by the same
+    count, are other busy threads of this process), read when the plan is resolved;
+    at least one and at most the BLAS libraries' current setting (so an outer
+    ``threadpool_limits`` still holds).
     """
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
         os.cpu_count() or 1)

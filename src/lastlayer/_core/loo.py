@@ -20,7 +20,8 @@ from .ridge import row_spectrum
 from .stats import EPS, WORK_ELEMS, centre_stats, noise_tol
 
 __all__ = ["LooPlan", "LooSpectrum", "add_partials", "argmin_prefer_last", "centred_eigh",
-           "gcv_decisions", "gcv_path", "loo_block", "loo_decisions", "loo_partial", "loo_path", "loo_plan", "loo_spectrum"]
+           "gcv_decisions", "gcv_path", "loo_block", "loo_decisions", "loo_partial",
+           "loo_path", "loo_plan", "loo_spectrum"]
 
 
 def loo_block(U, resid, base, UtT, F):
