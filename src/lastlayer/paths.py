@@ -33,7 +33,7 @@ import numpy as np
 import scipy.linalg
 from scipy.optimize import brentq
 
-from ._core.loo import argmin_prefer_last, gcv_path
+from ._core.loo import argmin_prefer_last, gcv_path, loo_from_fit
 from ._core.ridge import RidgeSolution
 from ._core.stats import EPS, noise_tol, well_conditioned_cholesky
 from ._validation import (
@@ -351,14 +351,9 @@ class TwoUnitWeightPath:
             P = np.asarray(np.subtract(np.asarray(X[lo:hi]), shift, dtype=dtype) @ M_x,
                            dtype=np.float64) + M_1
             c = cells[lo:hi]
-            fit, Z = P[:, :m], P[:, m:]
+            Z = P[:, m:]
             v = sample_weight[lo:hi] * rel[c]
-            h = v * ((Z * Z) @ g)
-            t = self._T[c]
-            ok = 1.0 - h > 1e3 * EPS
-            loo = t - (t - fit) / np.where(ok, 1.0 - h, 1.0)[:, None]
-            loo[~ok] = np.inf
-            out[lo:hi] = np.where((v > 0)[:, None], loo, fit)
+            out[lo:hi] = loo_from_fit(self._T[c], P[:, :m], v * ((Z * Z) @ g), v)
         return out
 
     def _unshift(self, theta):

@@ -20,8 +20,8 @@ from .ridge import row_spectrum
 from .stats import EPS, WORK_ELEMS, centre_stats, noise_tol
 
 __all__ = ["LooPlan", "LooSpectrum", "add_partials", "argmin_prefer_last", "centred_eigh",
-           "gcv_decisions", "gcv_path", "loo_block", "loo_decisions", "loo_partial",
-           "loo_path", "loo_plan", "loo_spectrum"]
+           "gcv_decisions", "gcv_path", "loo_block", "loo_decisions", "loo_from_fit",
+           "loo_partial", "loo_path", "loo_plan", "loo_spectrum"]
 
 
 def loo_block(U, resid, base, UtT, F):
@@ -265,6 +265,16 @@ def gcv_path(stats, omega, T, alphas, return_coef=True, return_cell_leverage=Fal
     return out
 
 
+def loo_from_fit(t, fit, h, v):
+    """Leave-one-out decisions ``t_i - (t_i - f_i) / (1 - h_i)`` of rows with targets
+    ``t``, fit ``f`` and leverages ``h``: ``inf`` where ``1 - h_i`` is at round-off
+    level, the fit itself where the row weight ``v_i`` is zero."""
+    ok = 1.0 - h > 1e3 * EPS
+    loo = t - (t - fit) / np.where(ok, 1.0 - h, 1.0)[:, None]
+    loo[~ok] = np.inf
+    return np.where((v > 0)[:, None], loo, fit)
+
+
 def loo_decisions(X, cells, omega, T, s, alpha, stats, spectrum=None, dtype=np.float64):
     """Exact leave-one-out decisions ``t_i - e_i / (1 - h_ii)`` (n, m) of the ridge at
     one ``alpha`` when ``d <=`` the weighted rows, from :func:`loo_plan` and the rows
@@ -296,14 +306,8 @@ def loo_decisions(X, cells, omega, T, s, alpha, stats, spectrum=None, dtype=np.f
         c = cells[lo:hi]
         v = s[lo:hi] * omega[c]
         t = T[c]
-        fit = plan.tbar + P[:, :m]
         Z = P[:, m:]
-        h = v / plan.V + v * ((Z * Z) @ F)
-        one_minus_h = 1.0 - h
-        ok = one_minus_h > 1e3 * EPS
-        loo = t - (t - fit) / np.where(ok, one_minus_h, 1.0)[:, None]
-        loo[~ok] = np.inf
-        out[lo:hi] = np.where((v > 0)[:, None], loo, fit)
+        out[lo:hi] = loo_from_fit(t, plan.tbar + P[:, :m], v / plan.V + v * ((Z * Z) @ F), v)
     return out
 
 
@@ -317,7 +321,6 @@ def gcv_decisions(X, cells, omega, T, s, W, b, df):
     """
     v = s * omega[cells]
     h = v * (df / v.sum())
-    ok = 1.0 - h > 1e3 * EPS
     n, d = X.shape
     out = np.empty((n, T.shape[1]))
     step = max(1, WORK_ELEMS // max(d, 1))
@@ -325,8 +328,5 @@ def gcv_decisions(X, cells, omega, T, s, W, b, df):
     for lo in range(0, n, step):
         hi = min(lo + step, n)
         fit = np.asarray(np.asarray(X[lo:hi]) @ Wd, dtype=np.float64) + b
-        t = T[cells[lo:hi]]
-        loo = t - (t - fit) / np.where(ok[lo:hi], 1.0 - h[lo:hi], 1.0)[:, None]
-        loo[~ok[lo:hi]] = np.inf
-        out[lo:hi] = np.where((v[lo:hi] > 0)[:, None], loo, fit)
+        out[lo:hi] = loo_from_fit(T[cells[lo:hi]], fit, h[lo:hi], v[lo:hi])
     return out
