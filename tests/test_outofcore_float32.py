@@ -307,3 +307,22 @@ def test_estimator_float32_npy_fit_matches_the_in_memory_float32_fit(tmp_path):
     path64 = tmp_path / "x64.npy"
     np.save(path64, X.astype(np.float64))
     assert LastLayerClassifier(**kw).fit(str(path64), y).plan_["precision"] == "float64"
+
+
+def test_float32_file_with_overflowing_squares_names_file_row_and_column(tmp_path):
+    # float32 statistics cannot hold 3e20^2; the error names the file, the row of the
+    # source (not of the block) and the column, as the in-memory check does
+    from lastlayer.sources import as_source, streaming_statistics
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((300, 8)).astype(np.float32)
+    X[123, 5] = 3e20
+    path = tmp_path / "big.npy"
+    np.save(path, X)
+    cells = np.arange(300) % 2
+    with pytest.raises(ValueError, match=r"big\.npy' must have entries of magnitude.*"
+                                         r"3e\+20 at row 123, column 5"):
+        streaming_statistics(as_source(str(path), block_rows=50), cells, 2,
+                             progress=False, precision="float32")
+    # float64 statistics hold it
+    streaming_statistics(str(path), cells, 2, progress=False, precision="float64")

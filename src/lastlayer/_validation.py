@@ -864,11 +864,13 @@ def _column_moments(X, block_elems=1 << 18):
     return s, s2, lo, hi
 
 
-def check_feature_range(X, precision="float64", name="X", source=None, bounds=None):
+def check_feature_range(X, precision="float64", name="X", source=None, bounds=None,
+                        n_rows=None, first_row=0):
     """Refuse entries whose squares, summed over the rows, overflow ``precision``
     (the Gram products of the statistics); the message gives the row and column.
-    ``bounds``: the per-column ``(min, max)`` when already computed."""
-    n = max(int(X.shape[0]), 1)
+    ``bounds``: the per-column ``(min, max)`` when already computed. For one block of
+    a larger source: ``n_rows`` the source's rows, ``first_row`` the block's first."""
+    n = max(int(X.shape[0] if n_rows is None else n_rows), 1)
     limit = math.sqrt(np.finfo(np.dtype(precision)).max / (16.0 * n))
     lo, hi = bounds if bounds is not None else (np.min(X, axis=0), np.max(X, axis=0))
     big = np.maximum(np.abs(np.asarray(hi, float)), np.abs(np.asarray(lo, float))) > limit
@@ -880,7 +882,7 @@ def check_feature_range(X, precision="float64", name="X", source=None, bounds=No
         f"{name}{in_source(source)} must have entries of magnitude at most {limit:.3g} "
         f"(their squares, summed over {n} rows, must stay finite in {precision}). Got "
         f"{int(big.sum())} column(s) beyond it; the first value is "
-        f"{float(X[row, col]):.6g} at row {row}, column {col}.")
+        f"{float(X[row, col]):.6g} at row {first_row + row}, column {col}.")
 
 
 def find_feature_outlier(X, z=OUTLIER_Z, moments=None):

@@ -14,6 +14,7 @@ from .._validation import (
     check_alphas,
     check_cell_targets,
     check_cell_weights,
+    check_feature_range,
     check_choice,
     check_int,
     check_stats,
@@ -106,9 +107,14 @@ def streaming_statistics(source, cells, n_cells, sample_weight=None, progress=Tr
     n = source.n_samples
     cells, sw = check_row_inputs(cells, n_cells, n, sample_weight)
     acc = StatsAccumulator(n_cells, source.n_features, precision)
+    first = 0
     with progress_bar(progress, n, "statistics") as bar:
         for blk, cb, sb in _stream(source, cells, sw, bar):
+            if precision == "float32":  # squares that overflow float32, named as in memory
+                check_feature_range(blk, precision, source=getattr(source, "path", None),
+                                    n_rows=n, first_row=first)
             acc.add(blk, cb, sb)
+            first += blk.shape[0]
     return acc.result()
 
 
