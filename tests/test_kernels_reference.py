@@ -184,3 +184,74 @@ def test_two_unit_path_loo_decisions_check_their_rows():
         path.loo_decisions(X, cells + 1, s, 1.0)
     with pytest.raises(ValueError, match="'sample_weight' parameter"):
         path.loo_decisions(X, cells, -s, 1.0)
+
+
+# ---------------------------------------------------------------- cells held as rows
+
+
+@pytest.mark.parametrize("precision, tol", [("float64", 1e-11), ("float32", 2e-5)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_cell_rows_equal_the_dense_gram_matrices(precision, tol, weighted):
+    # every read of the per-cell Gram matrices (weighted sums, centred traces against
+    # a matrix, projected squares, diagonals), from the rows against the J d x d arrays
+    from lastlayer._core.stats import (cell_leverage, cell_squares, gram_diagonals,
+                                       row_statistics, weighted_gram)
+
+    J = 9
+    X, cells, s, omega, T = problem(5, 300, 17, J=J, zero_weights=True)
+    s = s if weighted else None
+    X = X.astype(np.float32) if precision == "float32" else X
+    dense = accumulate(X.astype(np.float64), cells, J, s, 65536, "float64")
+    rows = row_statistics(X, cells, J, s, precision)
+    assert rows.grams.shape == dense.grams.shape
+    np.testing.assert_array_equal(rows.n_rows, dense.n_rows)
+    assert rel(rows.weight_sums, dense.weight_sums) < 1e-14
+    assert rel(rows.sums, dense.sums) < 1e-12
+    assert rel(weighted_gram(rows, omega), np.tensordot(omega, dense.grams, axes=1)) < tol
+    cen_d, cen_r = centre_stats(dense, omega, T), centre_stats(rows, omega, T)
+    assert rel(cen_r.C, cen_d.C) < tol * 10  # centring cancels the offset of 3
+    B = np.linalg.inv(cen_d.C + 0.1 * cen_d.n * np.eye(17))
+    assert rel(cell_leverage(rows, omega, cen_d, B), cell_leverage(dense, omega, cen_d, B)) < tol
+    rng = np.random.default_rng(0)
+    Q, q0 = rng.normal(size=(17, 6)), rng.normal(size=6)
+    assert rel(cell_squares(rows, cen_d.mu, Q, q0), cell_squares(dense, cen_d.mu, Q, q0)) < tol
+    # the dense kernel itself against the rows by hand
+    Y = (X.astype(np.float64) - cen_d.mu) @ Q + q0
+    w = np.ones(len(X)) if s is None else s
+    ref = np.stack([(w[cells == j, None] * Y[cells == j] ** 2).sum(axis=0) for j in range(J)])
+    assert rel(cell_squares(dense, cen_d.mu, Q, q0), ref) < 1e-10
+    assert rel(gram_diagonals(rows), np.einsum("jii->ji", dense.grams)) < 1e-12
+
+
+@pytest.mark.parametrize("n, d, K, groups, dtype", [
+    (400, 30, 12, False, np.float64),   # K > 2 optimal iteration, n > d
+    (90, 120, 5, False, np.float64),    # n < d: the row space's coordinates as rows
+    (300, 20, 2, True, np.float64),     # two units of several cells: the weight path
+    (600, 24, 16, False, np.float32),   # float32 products
+])
+def test_fits_with_cells_as_rows_equal_dense_fits(monkeypatch, n, d, K, groups, dtype):
+    # the plan's cell_grams "rows" against "dense" on the same data: the default
+    # (selection) and the old default, same choices and coefficients
+    from lastlayer import LastLayerClassifier
+    from lastlayer import _fit
+
+    rng = np.random.default_rng(n + K)
+    y = rng.choice(K, size=n, p=np.r_[0.4, np.full(K - 1, 0.6 / (K - 1))])
+    X = (rng.normal(size=(n, d)) + 0.8 * np.eye(K, d)[y] * np.sqrt(d) / 3 + 2.0).astype(dtype)
+    g = rng.integers(0, 4, n) if groups else None
+    fits = {}
+    for layout, ratio in (("rows", 0), ("dense", 10**9)):
+        monkeypatch.setattr(_fit, "CELL_ROWS_RATIO", ratio)
+        for weighting in ("auto", "optimal"):
+            m = LastLayerClassifier(weighting=weighting,
+                                    loss="auto" if weighting == "auto" else "square")
+            fits[layout, weighting] = m.fit(X, y, groups=g)
+            assert m.plan_["cell_grams"] == layout
+    tol = 1e-8 if dtype == np.float64 else 2e-3
+    for weighting in ("auto", "optimal"):
+        a, b = fits["rows", weighting], fits["dense", weighting]
+        assert a.weighting_ == b.weighting_ and a.loss_ == b.loss_
+        assert a.alpha_ == pytest.approx(b.alpha_, rel=tol)
+        assert rel(a.class_weight_, b.class_weight_) < tol
+        assert rel(a.coef_, b.coef_) < tol
+        assert rel(a.intercept_, b.intercept_) < tol

@@ -43,7 +43,7 @@ from ._core.loo import (
 )
 from ._core.ridge import ridge, ridge_dual, weighted_rows
 from ._core.rowspace import RowSpace, lift, row_space
-from ._core.stats import accumulate, all_constant
+from ._core.stats import accumulate, all_constant, row_statistics
 from ._progress import PhaseLog
 from ._validation import (
     check_cv,
@@ -80,6 +80,10 @@ KEPT_SPECTRA = 2
 SMALL_PROBLEM = 512
 #: Statistics passes of at least this many multiply-adds (n d^2) use every BLAS thread.
 MULTITHREAD_FLOPS = 2**30
+#: In-memory per-cell Gram matrices are kept as the rows when ``n_cells * p`` exceeds
+#: this many times the rows ``n`` (``p = min(n, d)``): then the ``J p x p`` float64
+#: arrays would take more than twice the memory of the rows in float64.
+CELL_ROWS_RATIO = 2
 _LOGISTIC_MAX_ITER, _LOGISTIC_TOL = 1000, 1e-8
 
 
@@ -255,6 +259,12 @@ class Plan:
     selection_skipped : str or None
         Why candidates that ``"auto"`` would consider were left out (e.g. the
         cross-entropy candidates when their leave-one-out costs too much).
+    cell_grams : "dense" or "rows"
+        How the per-cell Gram matrices are held: ``J`` arrays of ``p x p`` (``p`` the
+        features, or the row-space coordinates when ``n < d``), or, in memory with
+        many cells (``J p > CELL_ROWS_RATIO n``: the arrays would be larger than the
+        rows), the rows themselves (:class:`lastlayer._core.stats.CellRows`: every
+        combination of cells is a pass over the rows, memory ``O(p^2)``).
     """
 
     statistics: str
@@ -273,6 +283,7 @@ class Plan:
     candidates: tuple = ()
     metric: str = "worst"
     selection_skipped: str | None = None
+    cell_grams: str = "dense"
 
     def as_dict(self):
         return asdict(self)
@@ -461,7 +472,23 @@ def _resolve_one(params, n, d, dtype, kind, design, has_validation):
         stats_threads = 1 if n * d * d < MULTITHREAD_FLOPS else free
         solve_threads = 1 if min(n, d) <= SMALL_PROBLEM else free
     return Plan(statistics, precision, solver, subset_solver, fold_solvers or (),
-                stats_threads, solve_threads, criterion, logistic_alpha, method)
+                stats_threads, solve_threads, criterion, logistic_alpha, method,
+                cell_grams=cell_layout(n, d, design.n_cells) if statistics == "numpy"
+                else "dense")
+
+
+def cell_layout(n, d, n_cells):
+    """``"rows"`` when the per-cell Gram matrices of ``n`` in-memory rows would be
+    larger than :data:`CELL_ROWS_RATIO` times the rows (:class:`Plan`), else ``"dense"``."""
+    return "rows" if n_cells * min(n, d) > CELL_ROWS_RATIO * n else "dense"
+
+
+def cell_statistics(X, cells, n_cells, sw, precision, layout, chunk_size=65536):
+    """Per-cell statistics of in-memory ``X`` with the Gram matrices as ``layout``
+    says (``sw`` None: all ones)."""
+    if layout == "rows":
+        return row_statistics(X, cells, n_cells, sw, precision)
+    return accumulate(X, cells, n_cells, sw, chunk_size, precision)
 
 
 # ------------------------------------------------------------------------- statistics
@@ -504,9 +531,9 @@ def _statistics(data, design, plan, device):
             space = row_space(data.X, sw)
             if space.coords.shape[1] == 0:
                 raise ValueError("Every feature of X is constant: there is nothing to fit.")
-            return RowStats(space, accumulate(space.coords, cells, J,
-                                              None if np.all(sw == 1.0) else sw, 65536,
-                                              "float64"))
+            return RowStats(space, cell_statistics(space.coords, cells, J,
+                                                   None if np.all(sw == 1.0) else sw,
+                                                   "float64", plan.cell_grams))
     if plan.statistics == "dask":
         return sources.dask_statistics(data.dask_X, cells, J, sw, precision=plan.precision)
     if plan.statistics == "torch":
@@ -516,8 +543,8 @@ def _statistics(data, design, plan, device):
         return sources.streaming_statistics(data.source, cells, J, sw,
                                             precision=plan.precision)
     with threadpool_limits(limits=plan.stats_threads, user_api="blas"):
-        return accumulate(data.X, cells, J, None if np.all(sw == 1.0) else sw, 65536,
-                          plan.precision)
+        return cell_statistics(data.X, cells, J, None if np.all(sw == 1.0) else sw,
+                               plan.precision, plan.cell_grams)
 
 
 def check_not_constant(data, stats, spectrum):
@@ -570,8 +597,9 @@ class RidgeOracle:
             X64 = np.asarray(X, dtype=np.float64)
             return ridge_dual(weighted_rows(X64, cells, cell_w, T, sw), cell_w.size, alpha)
         if stats is None:
-            stats = accumulate(X, cells, D.n_cells, None if np.all(sw == 1.0) else sw, 65536,
-                               "float64")
+            stats = cell_statistics(X, cells, D.n_cells, None if np.all(sw == 1.0) else sw,
+                                    "float64", cell_layout(X.shape[0], X.shape[1],
+                                                           D.n_cells))
         return ridge(stats, cell_w, alpha, T)
 
     def leverage_at(self, alpha):

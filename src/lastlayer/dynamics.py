@@ -81,6 +81,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
+from ._core.stats import weighted_gram
 from ._validation import check_real
 from .solvers import solve_ridge, sufficient_statistics
 from .weights import WEIGHTINGS, WeightingProblem, compute_weighting, normalise_weights
@@ -242,7 +243,7 @@ class SquareLossGD:
         sw = np.ones(n_rows) if sample_weight is None else np.asarray(sample_weight, float)
         n = float(stats.weight_sums.sum())
         M = np.empty((d + 1, d + 1))
-        M[:d, :d] = np.tensordot(omega, stats.grams, axes=1)
+        M[:d, :d] = weighted_gram(stats, omega)
         M[:d, d] = M[d, :d] = omega @ stats.sums
         M[d, d] = omega @ stats.weight_sums
         if not M[d, d] > 0:

@@ -35,7 +35,7 @@ from scipy.optimize import brentq
 
 from ._core.loo import argmin_prefer_last, gcv_path, loo_from_fit
 from ._core.ridge import RidgeSolution
-from ._core.stats import EPS, noise_tol, well_conditioned_cholesky
+from ._core.stats import EPS, cell_squares, noise_tol, weighted_gram, well_conditioned_cholesky
 from ._validation import (
     check_alphas,
     check_cell_rows,
@@ -67,7 +67,7 @@ def _unit_moments(stats, unit, T, shift):
     grams_u, sums_u = [], []
     for u in (0, 1):
         sel = unit == u
-        G = stats.grams[sel].sum(axis=0)
+        G = weighted_gram(stats, sel.astype(np.float64))
         s_raw = stats.sums[sel].sum(axis=0)
         Nu = N[sel].sum()
         Gc = G - np.outer(s_raw, shift) - np.outer(shift, s_raw) + Nu * np.outer(shift, shift)
@@ -265,23 +265,13 @@ class TwoUnitWeightPath:
 
     def _cell_diagonals(self):
         if self._cell_diag is None:
-            J = self._stats.n_cells
             if np.array_equal(np.bincount(self._unit, minlength=2), [1, 1]):
                 D = self._E[self._unit]
             else:
-                st, m = self._stats, self._shift
-                D = np.empty((J, self._r + 1))
-                for j in range(J):
-                    Gc = (st.grams[j] - np.outer(st.sums[j], m) - np.outer(m, st.sums[j])
-                          + st.weight_sums[j] * np.outer(m, m))
-                    sc = st.sums[j] - st.weight_sums[j] * m
-                    if self._basis is not None:
-                        Gc, sc = self._basis.T @ Gc @ self._basis, self._basis.T @ sc
-                    Gt = np.empty((self._r + 1, self._r + 1))
-                    Gt[:-1, :-1] = Gc
-                    Gt[:-1, -1] = Gt[-1, :-1] = sc
-                    Gt[-1, -1] = st.weight_sums[j]
-                    D[j] = np.einsum("ik,ik->k", Gt @ self._V, self._V)
+                # diag(V^T G~_j V) of the cells' augmented Gram matrices
+                # [[B^T G^c_j B, B^T s_j], [s_j^T B, N_j]] (B the basis, if any)
+                Q = self._V[:-1] if self._basis is None else self._basis @ self._V[:-1]
+                D = cell_squares(self._stats, self._shift, Q, self._V[-1])
             self._cell_diag = D
         return self._cell_diag
 

@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from ._core.stats import gram_diagonals
 from ._validation import check_real, check_unit_values
 from .dimension import DIMENSIONS, SPECTRAL_DIMENSIONS
 from .theory import optimal_class_weights, water_fill_leverage
@@ -375,7 +376,7 @@ def _unit_separation(problem):
     st, unit = problem.stats, problem.unit_of_cell
     N = np.bincount(unit, weights=st.weight_sums, minlength=2)
     sums = np.stack([st.sums[unit == u].sum(axis=0) for u in (0, 1)])
-    sq = np.array([np.einsum("jii->", st.grams[unit == u]) for u in (0, 1)])
+    sq = np.bincount(unit, weights=gram_diagonals(st).sum(axis=1), minlength=2)
     means = sums / N[:, None]
     within = float((sq - N * np.einsum("ui,ui->u", means, means)).sum())
     d = st.n_features

@@ -17,7 +17,7 @@ import numpy as np
 import scipy.linalg
 
 from .ridge import row_spectrum
-from .stats import EPS, WORK_ELEMS, centre_stats, noise_tol
+from .stats import EPS, WORK_ELEMS, cell_squares, centre_stats, noise_tol
 
 __all__ = ["LooPlan", "LooSpectrum", "add_partials", "argmin_prefer_last", "centred_eigh",
            "gcv_decisions", "gcv_path", "loo_block", "loo_decisions", "loo_from_fit",
@@ -253,13 +253,7 @@ def gcv_path(stats, omega, T, alphas, return_coef=True, return_cell_leverage=Fal
         out["coef"] = W
         out["intercept"] = cen.tbar[None, :] - np.einsum("lim,i->lm", W, cen.mu)
     if return_cell_leverage:
-        J = stats.n_cells
-        diag = np.empty((J, lam.size))
-        for j in range(J):
-            Gc = (stats.grams[j] - np.outer(stats.sums[j], cen.mu)
-                  - np.outer(cen.mu, stats.sums[j])
-                  + stats.weight_sums[j] * np.outer(cen.mu, cen.mu))
-            diag[j] = np.einsum("ik,ik->k", Gc @ Q, Q)
+        diag = cell_squares(stats, cen.mu, Q)
         out["cell_leverage"] = omega[None, :] * (
             stats.weight_sums[None, :] / cen.V + g @ diag.T)
     return out

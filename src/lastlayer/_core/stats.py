@@ -21,15 +21,20 @@ __all__ = [
     "Centred",
     "StatsAccumulator",
     "SufficientStats",
+    "CellRows",
     "accumulate",
     "all_constant",
     "block_statistics",
     "cell_leverage",
+    "cell_squares",
     "centre_stats",
     "covariance_spectrum",
+    "gram_diagonals",
     "merge",
     "noise_tol",
     "resolve_precision",
+    "row_statistics",
+    "weighted_gram",
     "well_conditioned_cholesky",
 ]
 
@@ -47,8 +52,11 @@ class SufficientStats(NamedTuple):
         Number of rows in each cell (zero-weight rows included).
     sums : ndarray of shape (n_cells, n_features)
         ``m_j = sum_{i in j} s_i x_i``.
-    grams : ndarray of shape (n_cells, n_features, n_features)
-        ``G_j = sum_{i in j} s_i x_i x_i^T`` (raw, not centred; symmetric).
+    grams : ndarray of shape (n_cells, n_features, n_features), or CellRows
+        ``G_j = sum_{i in j} s_i x_i x_i^T`` (raw, not centred; symmetric); with many
+        cells, the rows themselves (:class:`CellRows`, :func:`row_statistics`). Read
+        them through :func:`weighted_gram`, :func:`cell_leverage`,
+        :func:`cell_squares` and :func:`gram_diagonals`, which take either.
     """
 
     weight_sums: np.ndarray
@@ -197,7 +205,8 @@ def accumulate(X, cells, n_cells, sw, chunk_size, precision):
 
 
 def merge(stats):
-    """Statistics of the union of disjoint row sets (a list of SufficientStats)."""
+    """Statistics of the union of disjoint row sets (a list of SufficientStats with
+    ``d x d`` Gram arrays)."""
     return SufficientStats(*(sum(field) for field in zip(*stats)))
 
 
@@ -213,6 +222,117 @@ def block_statistics(X, cells, n_cells, s, precision="float64"):
     acc = StatsAccumulator(n_cells, X.shape[1], precision)
     acc.add(X, np.asarray(cells, dtype=np.intp), s)
     return acc.result()
+
+
+class CellRows(NamedTuple):
+    """The per-cell Gram matrices ``G_j = sum_{i in j} s_i x_i x_i^T`` of in-memory
+    rows, kept as the rows (a reference to ``X``, not a copy) instead of ``J d x d``
+    arrays: with many cells those arrays are larger than ``X`` itself (``J`` Gram
+    matrices of ``d^2`` float64 each against ``n d``) and every combination of them
+    reads all of them (``J d^2``). Here a weighted sum of the cells' Gram matrices is
+    one ``?syrk`` pass over the rows (:func:`weighted_gram`) and the per-cell traces
+    and diagonals are one product with the rows (:func:`cell_leverage`,
+    :func:`cell_squares`, :func:`gram_diagonals`): ``O(n d^2)`` time and ``O(d^2)``
+    memory, whatever ``J``.
+
+    ``precision`` is that of the Gram products (float32: shifted ``ssyrk`` and float32
+    projections, as :class:`StatsAccumulator`).
+    """
+
+    X: np.ndarray  # (n, d) float rows
+    cells: np.ndarray  # (n,) cell index of each row
+    s: np.ndarray | None  # (n,) sample weights, None for all ones
+    n_cells: int
+    precision: str
+
+    @property
+    def shape(self):
+        d = self.X.shape[1]
+        return (self.n_cells, d, d)
+
+    def blocks(self):
+        """``(lo, hi)`` row ranges of about :data:`WORK_ELEMS` entries."""
+        n, d = self.X.shape
+        step = max(1, WORK_ELEMS // max(d, 1))
+        return ((lo, min(lo + step, n)) for lo in range(0, n, step))
+
+    def weights(self, lo, hi, omega=None):
+        """``s_i omega_{c(i)}`` of rows ``lo:hi`` (``omega`` None: ones)."""
+        v = np.ones(hi - lo) if self.s is None else self.s[lo:hi]
+        return v if omega is None else v * omega[self.cells[lo:hi]]
+
+    def indicator(self, lo, hi, v):
+        """The ``(J, hi - lo)`` sparse matrix of ``v_i`` at ``(c(i), i)``."""
+        import scipy.sparse
+
+        return scipy.sparse.csr_matrix((v, (self.cells[lo:hi], np.arange(hi - lo))),
+                                       shape=(self.n_cells, hi - lo))
+
+
+def row_statistics(X, cells, n_cells, sw, precision):
+    """:class:`SufficientStats` of in-memory ``X`` whose ``grams`` are the rows
+    (:class:`CellRows`): counts and first moments computed here (float64), no
+    ``d x d`` array. Same conventions as :func:`accumulate`."""
+    X = np.asarray(X)
+    if X.dtype.kind != "f":
+        X = X.astype(np.float64)
+    cells = np.asarray(cells, dtype=np.intp)
+    g = CellRows(X, cells, sw, int(n_cells), precision)
+    n_rows = np.bincount(cells, minlength=n_cells).astype(np.int64)
+    weight_sums = (n_rows.astype(np.float64) if sw is None
+                   else np.bincount(cells, weights=sw, minlength=n_cells))
+    sums = np.zeros((n_cells, X.shape[1]))
+    for lo, hi in g.blocks():
+        sums += g.indicator(lo, hi, g.weights(lo, hi)) @ np.asarray(X[lo:hi], np.float64)
+    if not np.all(np.isfinite(sums)):
+        raise ValueError("The 'X' parameter must be finite. Got NaN or inf values (or "
+                         "values whose squares overflow).")
+    return SufficientStats(weight_sums, n_rows, sums, g)
+
+
+def weighted_gram(stats, omega):
+    """``sum_j omega_j G_j`` (d x d, float64, raw: not centred)."""
+    g = stats.grams
+    if not isinstance(g, CellRows):
+        return np.tensordot(omega, g, axes=1)
+    acc = StatsAccumulator(1, g.X.shape[1], g.precision)
+    for lo, hi in g.blocks():
+        acc.add(g.X[lo:hi], np.zeros(hi - lo, dtype=np.intp), g.weights(lo, hi, omega))
+    return acc.result().grams[0]
+
+
+def cell_squares(stats, shift, Q, q0=None):
+    """``D[j, k] = sum_{i in j} s_i ((x_i - shift) . Q[:, k] + q0_k)^2`` (J, k)."""
+    g = stats.grams
+    q0 = np.zeros(Q.shape[1]) if q0 is None else q0
+    if isinstance(g, CellRows):
+        dt = np.dtype(g.precision)
+        Qd, out = Q.astype(dt), np.zeros((g.n_cells, Q.shape[1]))
+        for lo, hi in g.blocks():
+            Z = np.subtract(g.X[lo:hi], shift, dtype=dt, casting="same_kind") @ Qd
+            Z += q0.astype(dt)
+            out += g.indicator(lo, hi, g.weights(lo, hi)) @ (Z * Z).astype(np.float64)
+        return out
+    out = np.empty((stats.n_cells, Q.shape[1]))
+    for j in range(stats.n_cells):
+        sc = stats.sums[j] - stats.weight_sums[j] * shift
+        Gc = (g[j] - np.outer(stats.sums[j], shift) - np.outer(shift, stats.sums[j])
+              + stats.weight_sums[j] * np.outer(shift, shift))
+        out[j] = (np.einsum("ik,ik->k", Gc @ Q, Q) + 2.0 * q0 * (sc @ Q)
+                  + stats.weight_sums[j] * q0**2)
+    return out
+
+
+def gram_diagonals(stats):
+    """The diagonals of the cells' raw Gram matrices, ``sum_{i in j} s_i x_i^2`` (J, d)."""
+    g = stats.grams
+    if not isinstance(g, CellRows):
+        return np.einsum("jii->ji", g)
+    out = np.zeros((g.n_cells, g.X.shape[1]))
+    for lo, hi in g.blocks():
+        rows = np.asarray(g.X[lo:hi], dtype=np.float64)
+        out += g.indicator(lo, hi, g.weights(lo, hi)) @ (rows * rows)
+    return out
 
 
 def noise_tol(dim, scale):
@@ -242,7 +362,7 @@ def centre_stats(stats, omega, T):
     n = float(N.sum())
     mu = (omega @ stats.sums) / V
     tbar = (wN @ T) / V
-    S = np.tensordot(omega, stats.grams, axes=1)
+    S = weighted_gram(stats, omega)
     C = S - V * np.outer(mu, mu)
     C = 0.5 * (C + C.T)
     rhs = stats.sums.T @ (omega[:, None] * T) - V * np.outer(mu, tbar)
@@ -253,6 +373,15 @@ def centre_stats(stats, omega, T):
 def cell_leverage(stats, omega, cen, B):
     """``omega_j [N_j / V + tr(B G^c_j)]`` with ``G^c_j`` centred at ``mu``."""
     J, d = stats.n_cells, stats.n_features
+    g = stats.grams
+    if isinstance(g, CellRows):  # sum_{i in j} s_i (x_i - mu)^T B (x_i - mu), per block
+        dt = np.dtype(g.precision)
+        Bd, tr = B.astype(dt), np.zeros(J)
+        for lo, hi in g.blocks():
+            Y = np.subtract(g.X[lo:hi], cen.mu, dtype=dt, casting="same_kind")
+            q = np.einsum("ij,ij->i", Y @ Bd, Y).astype(np.float64)
+            tr += np.bincount(g.cells[lo:hi], weights=q * g.weights(lo, hi), minlength=J)
+        return omega * (stats.weight_sums / cen.V + tr)
     tr_BG = stats.grams.reshape(J, d * d) @ B.ravel()
     Bmu = B @ cen.mu
     tr = tr_BG - 2.0 * (stats.sums @ Bmu) + stats.weight_sums * (cen.mu @ Bmu)
@@ -289,7 +418,7 @@ def covariance_spectrum(X, stats):
         return np.linalg.eigvalsh(Xc @ Xc.T) / n
     N = stats.weight_sums.sum()
     mean = stats.sums.sum(axis=0) / N
-    cov = stats.grams.sum(axis=0) / N - np.outer(mean, mean)
+    cov = weighted_gram(stats, np.ones(stats.n_cells)) / N - np.outer(mean, mean)
     return np.linalg.eigvalsh(cov)
 
 
@@ -298,7 +427,7 @@ def all_constant(X, stats):
     say every variance is at round-off level."""
     N = stats.weight_sums.sum()
     mean = stats.sums.sum(axis=0) / N
-    var = np.einsum("jii->i", stats.grams) / N - mean**2
+    var = gram_diagonals(stats).sum(axis=0) / N - mean**2
     if np.any(var > 1e-8 * (mean**2 + np.finfo(float).tiny)):
         return False
     return bool(np.all(np.ptp(X, axis=0) == 0))
