@@ -195,8 +195,13 @@ def loo_partial(X, cells, s, plan, dtype=np.float64):
     v_all = plan.omega[cells] if s is None else s * plan.omega[cells]
     r, m = plan.UtT.shape
     d = plan.Qs.shape[0]
-    step = max(1, WORK_ELEMS // max(d, r * m, 1))
-    l_step = max(1, r // max(m, 1))
+    # alphas per loo_block call: its coefficient block (r, m * l_step) within the
+    # workspace; rows per call: their projections (rows, max(d, r)) and residuals
+    # (rows, m, l_step) too. Many rows per call keep the (rows, r) @ (r, m * l_step)
+    # product compute-bound (it was 10 rows at d = 2048 with 100 targets: every call
+    # re-read the coefficient block, 60 s of memory traffic).
+    l_step = max(1, min(L, WORK_ELEMS // max(r * m, 1)))
+    step = max(1, WORK_ELEMS // max(d, r, m * l_step, 1))
     dtype = np.dtype(dtype)
     Qs, mu = plan.Qs.astype(dtype, copy=False), plan.mu.astype(dtype)
     for lo in range(0, X.shape[0], step):
