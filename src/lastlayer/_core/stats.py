@@ -374,18 +374,39 @@ def cell_leverage(stats, omega, cen, B):
     """``omega_j [N_j / V + tr(B G^c_j)]`` with ``G^c_j`` centred at ``mu``."""
     J, d = stats.n_cells, stats.n_features
     g = stats.grams
-    if isinstance(g, CellRows):  # sum_{i in j} s_i (x_i - mu)^T B (x_i - mu), per block
-        dt = np.dtype(g.precision)
-        Bd, tr = B.astype(dt), np.zeros(J)
-        for lo, hi in g.blocks():
-            Y = np.subtract(g.X[lo:hi], cen.mu, dtype=dt, casting="same_kind")
-            q = np.einsum("ij,ij->i", Y @ Bd, Y).astype(np.float64)
-            tr += np.bincount(g.cells[lo:hi], weights=q * g.weights(lo, hi), minlength=J)
-        return omega * (stats.weight_sums / cen.V + tr)
+    if isinstance(g, CellRows):
+        return omega * (stats.weight_sums / cen.V + _row_quadratic_sums(g, B, cen.mu))
     tr_BG = stats.grams.reshape(J, d * d) @ B.ravel()
     Bmu = B @ cen.mu
     tr = tr_BG - 2.0 * (stats.sums @ Bmu) + stats.weight_sums * (cen.mu @ Bmu)
     return omega * (stats.weight_sums / cen.V + tr)
+
+
+def _row_quadratic_sums(g, B, mu):
+    """``sum_{i in j} s_i (x_i - mu)^T B (x_i - mu)`` per cell of :class:`CellRows`
+    ``g``, a block of rows at a time. With many rows (``n >= 2 d``) through the
+    Cholesky factor of ``B = L L^T``: ``||L^T (x_i - mu)||^2`` is a triangular
+    product, half the flops of ``(x_i - mu)^T B``, for ``d^3 / 3`` once."""
+    n, d = g.X.shape
+    dt = np.dtype(g.precision)
+    Lt = None
+    if n >= 2 * d:
+        try:
+            Lt = np.linalg.cholesky(B).T.astype(dt)
+        except np.linalg.LinAlgError:  # a pseudo-inverse (singular): the full product
+            pass
+    trmm = scipy.linalg.blas.get_blas_funcs("trmm", dtype=dt)
+    Bd, tr = B.astype(dt), np.zeros(g.n_cells)
+    for lo, hi in g.blocks():
+        Y = np.subtract(g.X[lo:hi], mu, dtype=dt, casting="same_kind")
+        if Lt is None:
+            q = np.einsum("ij,ij->i", Y @ Bd, Y)
+        else:
+            Z = trmm(1.0, Lt, Y.T, side=0, lower=0)  # L^T Y^T (Y^T is Fortran-ordered)
+            q = np.einsum("ij,ij->j", Z, Z)
+        tr += np.bincount(g.cells[lo:hi], weights=q.astype(np.float64) * g.weights(lo, hi),
+                          minlength=g.n_cells)
+    return tr
 
 
 def well_conditioned_cholesky(A, tol=None):
