@@ -213,7 +213,7 @@ def run_size(n, d, args, methods):
         med, runs, m = median_fit(make, X, y, args.repeats, not args.no_warmup)
         peak = peak_memory(make, X, y) if args.memory else None
         note = (f"alpha_={m.alpha_:.3g}, df_={m.df_:.1f}, statistics in {m.precision_}, "
-                f"BLAS threads {m.plan_['solve_threads']}")
+                f"BLAS threads {m.plan_['solve_threads']}, cell Grams {m.plan_['cell_grams']}")
         if peak is not None:
             note += f", peak {peak / 2**20:.0f} MiB = {peak / X.nbytes:.2f} x X"
         row("lastlayer", med, runs, worst_class_accuracy(m.predict(X_test), y_test), note)
@@ -224,7 +224,8 @@ def run_size(n, d, args, methods):
                                   not args.no_warmup)
         peak = peak_memory(LastLayerClassifier, X, y) if args.memory else None
         note = (f"kept {m.loss_}/{m.weighting_} of {len(m.selection_)} candidates; "
-                f"skipped: {m.plan_['selection_skipped'] or 'none'}")
+                f"skipped: {m.plan_['selection_skipped'] or 'none'}, "
+                f"cell Grams {m.plan_['cell_grams']}")
         if peak is not None:
             note += f", peak {peak / 2**20:.0f} MiB = {peak / X.nbytes:.2f} x X"
         row("lastlayer_default", med, runs, worst_class_accuracy(m.predict(X_test), y_test),
@@ -320,6 +321,10 @@ def main(argv=None):
     ap.add_argument("--no-warmup", action="store_true",
                     help="time from the first fit (default: one untimed warm-up fit)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cell-grams", choices=("auto", "dense", "rows"), default="auto",
+                    help="how lastlayer holds the per-cell Gram matrices (plan_['cell_grams']): "
+                         "'auto' as the library decides; 'dense' (J d x d arrays, the layout "
+                         "before December 2026) or 'rows' forced, for before/after timings")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                  "results", "perf_fit.json"),
                     help="JSON output path (default benchmarks/results/perf_fit.json; "
@@ -331,6 +336,10 @@ def main(argv=None):
     import lastlayer
     import scipy
     import sklearn
+    from lastlayer import _fit
+
+    if args.cell_grams != "auto":  # the plan's threshold: 0 forces rows, huge forces dense
+        _fit.CELL_ROWS_RATIO = 0 if args.cell_grams == "rows" else float("inf")
 
     print(f"perf_fit: {args.classes} classes, priors {np.round(priors(args.classes), 4).tolist()[:8]}, {args.dtype} "
           f"{args.spectrum} features, repeats={args.repeats} (medians), threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
