@@ -207,7 +207,7 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
             Group labels: weights are then per group, with ``target`` over groups
             (worst-group setting of DFR).
         sample_weight : array-like of shape (n_samples,), optional
-            Non-negative; multiplies the loss weight of each sample.
+            Non-negative frequency weights on each row's loss (2 counts as two rows).
         X_val, y_val, groups_val : optional
             Validation data, used only by ``weighting="tuned"``.
 
