@@ -340,6 +340,7 @@ def main(argv=None):
 
     if args.cell_grams != "auto":  # the plan's threshold: 0 forces rows, huge forces dense
         _fit.CELL_ROWS_RATIO = 0 if args.cell_grams == "rows" else float("inf")
+        _fit.CELL_ROWS_MIN_CELLS = 0
 
     print(f"perf_fit: {args.classes} classes, priors {np.round(priors(args.classes), 4).tolist()[:8]}, {args.dtype} "
           f"{args.spectrum} features, repeats={args.repeats} (medians), threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")

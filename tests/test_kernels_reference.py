@@ -242,6 +242,7 @@ def test_fits_with_cells_as_rows_equal_dense_fits(monkeypatch, n, d, K, groups, 
     fits = {}
     for layout, ratio in (("rows", 0), ("dense", 10**9)):
         monkeypatch.setattr(_fit, "CELL_ROWS_RATIO", ratio)
+        monkeypatch.setattr(_fit, "CELL_ROWS_MIN_CELLS", 0)
         for weighting in ("auto", "optimal"):
             m = LastLayerClassifier(weighting=weighting,
                                     loss="auto" if weighting == "auto" else "square")
@@ -255,3 +256,18 @@ def test_fits_with_cells_as_rows_equal_dense_fits(monkeypatch, n, d, K, groups, 
         assert rel(a.class_weight_, b.class_weight_) < tol
         assert rel(a.coef_, b.coef_) < tol
         assert rel(a.intercept_, b.intercept_) < tol
+
+
+@pytest.mark.parametrize("n, d, J, layout", [
+    (10_000, 512, 100, "rows"),     # 100 cells: the arrays would be 10x the rows
+    (10_000, 2_048, 5, "dense"),    # few cells, arrays about the size of the rows
+    (1_000, 2_048, 5, "dense"),     # n < d, few cells: dense r x r arrays are cheaper
+    (1_000, 2_048, 20, "rows"),     # n < d, many cells
+    (5_000, 4_096, 8, "dense"),     # few cells, 1 GiB of arrays: under the 4 GiB cap
+    (20_000, 8_192, 12, "rows"),    # few cells, 6 GiB of arrays: over the cap
+    (100_000, 512, 100, "dense"),   # many cells, but the rows are the larger
+])
+def test_cell_layout_rule(n, d, J, layout):
+    from lastlayer._fit import cell_layout
+
+    assert cell_layout(n, d, J) == layout

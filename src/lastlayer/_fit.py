@@ -80,10 +80,16 @@ KEPT_SPECTRA = 2
 SMALL_PROBLEM = 512
 #: Statistics passes of at least this many multiply-adds (n d^2) use every BLAS thread.
 MULTITHREAD_FLOPS = 2**30
-#: In-memory per-cell Gram matrices are kept as the rows when ``n_cells * p`` exceeds
-#: this many times the rows ``n`` (``p = min(n, d)``): then the ``J p x p`` float64
-#: arrays would take more than twice the memory of the rows in float64.
+#: In-memory per-cell Gram matrices are kept as the rows (:func:`cell_layout`) when
+#: ``n_cells * p`` exceeds this many times the rows ``n`` (``p = min(n, d)``: the
+#: ``J p x p`` float64 arrays would take more than twice the rows in float64) ...
 CELL_ROWS_RATIO = 2
+#: ... and there are at least this many cells, or the arrays would exceed
+#: CELL_GRAMS_MAX_BYTES: with few cells a combination of the dense arrays (reading
+#: ``J p^2``) is much cheaper than a pass over the rows (``n p^2`` flops; measured
+#: 1.4x slower fits at 1,000 x 2,048 with 5 classes, docs/performance.md).
+CELL_ROWS_MIN_CELLS = 16
+CELL_GRAMS_MAX_BYTES = 2**32
 _LOGISTIC_MAX_ITER, _LOGISTIC_TOL = 1000, 1e-8
 
 
@@ -263,7 +269,7 @@ class Plan:
         How the per-cell Gram matrices are held: ``J`` arrays of ``p x p`` (``p`` the
         features, or the row-space coordinates when ``n < d``), or, in memory with
         many cells (``J p > CELL_ROWS_RATIO n``: the arrays would be larger than the
-        rows), the rows themselves (:class:`lastlayer._core.stats.CellRows`: every
+        rows; and ``J >= CELL_ROWS_MIN_CELLS`` or arrays over 4 GiB), the rows themselves (:class:`lastlayer._core.stats.CellRows`: every
         combination of cells is a pass over the rows, memory ``O(p^2)``).
     """
 
@@ -479,8 +485,12 @@ def _resolve_one(params, n, d, dtype, kind, design, has_validation):
 
 def cell_layout(n, d, n_cells):
     """``"rows"`` when the per-cell Gram matrices of ``n`` in-memory rows would be
-    larger than :data:`CELL_ROWS_RATIO` times the rows (:class:`Plan`), else ``"dense"``."""
-    return "rows" if n_cells * min(n, d) > CELL_ROWS_RATIO * n else "dense"
+    larger than :data:`CELL_ROWS_RATIO` times the rows and there are many cells
+    (:data:`CELL_ROWS_MIN_CELLS`) or the arrays would take more than
+    :data:`CELL_GRAMS_MAX_BYTES` (:class:`Plan`), else ``"dense"``."""
+    p = min(n, d)
+    many = n_cells >= CELL_ROWS_MIN_CELLS or 8 * n_cells * p * p > CELL_GRAMS_MAX_BYTES
+    return "rows" if many and n_cells * p > CELL_ROWS_RATIO * n else "dense"
 
 
 def cell_statistics(X, cells, n_cells, sw, precision, layout, chunk_size=65536):
