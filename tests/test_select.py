@@ -205,3 +205,30 @@ def test_large_gcv_fits_score_with_average_leverages(monkeypatch):
     assert len(calls) == len(approx.selection_) >= 1
     np.testing.assert_allclose(approx.loo_class_accuracy_, exact.loo_class_accuracy_,
                                atol=0.01)
+
+
+def test_zero_target_classes_do_not_steer_the_choice():
+    # target share 0: the class's accuracy is reported but left out of the worst and
+    # the balanced estimate (the target says it does not occur at test time)
+    rng = np.random.default_rng(4)
+    y = np.repeat([0, 1, 2], [30, 20, 10])
+    scores = rng.standard_normal((y.size, 3)) + 1.5 * np.eye(3)[y]
+    scores[y == 2, 2] -= 5.0  # class 2 is never predicted: its accuracy is 0
+    with pytest.warns(Warning, match="share 0"):
+        design = prepare(y, None, np.ones(y.size), {0: 0.5, 1: 0.5, 2: 0.0})
+    pred = np.argmax(scores, axis=1)
+    shrunk = [(np.sum(pred[y == k] == k) + 1) / (np.sum(y == k) + 2) for k in range(3)]
+    assert shrunk[2] == pytest.approx(1 / 12)
+    assert criterion(scores, design, "worst")[0] == pytest.approx(min(shrunk[:2]))
+    assert criterion(scores, design, "balanced")[0] == pytest.approx(np.mean(shrunk[:2]))
+    assert criterion(scores, design, "target")[0] == pytest.approx(0.5 * sum(shrunk[:2]))
+    everyone = prepare(y, None, np.ones(y.size), None)
+    assert criterion(scores, everyone, "worst")[0] == pytest.approx(1 / 12)
+    # end to end: the kept candidate's estimate is the worst of the classes that count
+    X, yy = gaussian([120, 60, 15], 6, sep=1.0, seed=2)
+    with pytest.warns(Warning):
+        m = LastLayerClassifier(target={0: 0.5, 1: 0.5, 2: 0.0}).fit(X, yy)
+    kept = next(r for r in m.selection_ if r["kept"])
+    n = np.bincount(yy)
+    acc = np.asarray(kept["loo_accuracy"])
+    assert kept["estimate"] == pytest.approx(min(((acc * n + 1) / (n + 2))[:2]))

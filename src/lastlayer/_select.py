@@ -165,12 +165,15 @@ def criterion(scores, design, metric):
 
 
 def metric_estimate(hits, rows, metric, target):
-    """The target metric from per-unit leave-one-out counts."""
+    """The target metric from per-unit leave-one-out counts. Units of target share 0
+    are left out of the worst and the balanced accuracy: the target says they do not
+    occur where the layer is used (and the weightings that follow it ignore them)."""
     acc = shrunk_accuracy(hits, rows)
-    if metric == "balanced":
-        return float(acc.mean())
     if metric == "target":
         return float(target @ acc)
+    acc = acc[np.asarray(target) > 0]
+    if metric == "balanced":
+        return float(acc.mean())
     return float(acc.min())
 
 
