@@ -155,8 +155,11 @@ def _dask(kind):
     def fit():
         da = pytest.importorskip("dask.array")
         X, y = gaussian([300, 300])
-        if kind == "nan":
-            X[123, 2] = np.nan
+        if kind in ("nan", "overflow"):  # the row of the whole array, not of its chunk
+            if kind == "nan":
+                X[123, 2] = np.nan
+            else:
+                X[456, 4] = 1e300
             LastLayerClassifier().fit(da.from_array(X, chunks=(100, 5)), y)
         else:
             Xd = da.from_array(X, chunks=(100, 5))
@@ -205,7 +208,11 @@ API_ROWS = [
     ("predict-wrong-features", _predict_wrong_features, ValueError, "3 features"),
     ("predict-before-fit", _predict_before_fit, NotFittedError, "not fitted"),
     # the dask statistics see NaN only in the summed Gram products: no row (see report)
-    ("dask-nan", _dask("nan"), ValueError, "must be finite"),
+    ("dask-nan", _dask("nan"), ValueError,
+     "must be finite. Got 1 non-finite value(s) (1 NaN, 0 inf) in rows 100-199; the first "
+     "is at row 123, column 2"),
+    ("dask-overflow", _dask("overflow"), ValueError,
+     "the first value is 1e+300 at row 456, column 4"),
     ("dask-unknown-chunks", _dask("unknown"), ValueError, "chunk"),
 ]
 

@@ -65,6 +65,7 @@ __all__ = [
     "check_cell_rows",
     "check_feature_range",
     "check_feature_values",
+    "check_finite_rows",
     "find_feature_outlier",
     "warn_feature_outlier",
     "check_cv",
@@ -598,6 +599,24 @@ def first_non_finite(X):
     return count, n_nan, row, col
 
 
+def check_finite_rows(X, name="X", source=None, first_row=0):
+    """Refuse NaN or inf in 2-D ``X`` with their count and the first one's row and
+    column (``first_row``: the first row of a block of a larger array, e.g. a dask
+    chunk). A finite float64 sum proves every entry finite without a boolean copy of
+    ``X``; an overflowing (or non-finite) sum falls back to the exact check."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = X.sum(dtype=np.float64)
+    if np.isfinite(total) or np.isfinite(X).all():
+        return
+    count, n_nan, row, col = first_non_finite(X)
+    block = (f" in rows {first_row}-{first_row + X.shape[0] - 1}" if first_row else "")
+    raise ValueError(
+        f"{name}{in_source(source)} must be finite. Got {count} non-finite value(s) "
+        f"({n_nan} NaN, {count - n_nan} inf){block}; the first is at row "
+        f"{first_row + row}, column {col}."
+    )
+
+
 def validate_features(X, y, groups=None, *, source=None):
     """Check and normalise a feature matrix, its labels and optional groups.
 
@@ -659,16 +678,7 @@ def validate_features(X, y, groups=None, *, source=None):
         X = X.astype(np.float32)
     elif X.dtype.kind != "f":
         X = X.astype(np.float64)
-    # A finite sum proves every entry finite without a boolean copy of X; an
-    # overflowing (or non-finite) sum falls back to the exact check.
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = X.sum(dtype=np.float64)
-    if not np.isfinite(total) and not np.isfinite(X).all():
-        count, n_nan, row, col = first_non_finite(X)
-        raise ValueError(
-            f"X{where} must be finite. Got {count} non-finite value(s) ({n_nan} NaN, "
-            f"{count - n_nan} inf); the first is at row {row}, column {col}."
-        )
+    check_finite_rows(X, source=source)
     check_feature_range(X, "float64", source=source)
     y = check_labels(y, "y", source=source)
     if len(y) != X.shape[0]:

@@ -7,6 +7,8 @@ import numpy as np
 from .._core.loo import add_partials, loo_partial, loo_plan
 from .._core.stats import block_statistics, merge
 from .._validation import (
+    check_feature_range,
+    check_finite_rows,
     check_row_inputs,
     check_alphas,
     check_cell_targets,
@@ -98,8 +100,9 @@ def dask_statistics(X, cells, n_cells, sample_weight=None, *, split_every=8,
     cells, sw = check_row_inputs(compute_if_dask(cells), n_cells, int(X.shape[0]),
                                   compute_if_dask(sample_weight))
     parts = [
-        dask.delayed(block_statistics)(blk, cells[lo:hi], n_cells,
-                                        None if sw is None else sw[lo:hi], precision)
+        dask.delayed(_checked_block_statistics)(blk, cells[lo:hi], n_cells,
+                                                None if sw is None else sw[lo:hi],
+                                                precision, lo, int(X.shape[0]))
         for blk, lo, hi in zip(blocks, bounds[:-1], bounds[1:])
     ]
     (stats,) = dask.compute(_tree_sum(dask, parts, _merge, split_every))
@@ -147,6 +150,17 @@ def dask_loo_path(X, stats, cells, cell_weights, cell_targets, alphas, sample_we
     loo = total / plan.V
     loo[bad] = np.inf
     return {"alphas": alphas, "loo_mse": loo, "df": df}
+
+
+def _checked_block_statistics(X, cells, n_cells, s, precision, first_row, n_rows):
+    """:func:`block_statistics` of one row chunk after the checks an in-memory fit
+    makes, naming rows of the whole array: NaN / inf (count, first row and column)
+    and entries whose squares overflow the Gram precision."""
+    X = np.asarray(X)
+    if X.dtype.kind == "f":
+        check_finite_rows(X, first_row=first_row)
+        check_feature_range(X, precision, n_rows=n_rows, first_row=first_row)
+    return block_statistics(X, cells, n_cells, s, precision)
 
 
 def _merge(*stats):
