@@ -663,3 +663,43 @@ def test_parameter_errors_name_parameter_allowed_values_and_received(case):
     call, pattern = BAD_CALLS[case]
     with pytest.raises(ValueError, match=pattern):
         call()
+
+
+def test_preconditioned_objective_is_the_logistic_objective():
+    # L-BFGS runs on W = V diag(s) G, b = b' - mu^T W: same value at mapped points,
+    # and its gradient is exact
+    from lastlayer._core.logistic import (_preconditioned_loss_grad, _scales, augment,
+                                          preconditioner)
+
+    X, y, r = logistic_problem(24, 50, 4, 3)
+    pre = preconditioner(X, r, 50.0, 3)
+    s = _scales(pre, 0.05)
+    Ya = augment(pre.Y * s)
+    args = (Ya, y, r, 0.05 * s * s, 50.0, 3)
+    theta = np.random.default_rng(1).normal(size=5 * 3)
+    assert check_grad(lambda t: _preconditioned_loss_grad(t, *args)[0],
+                      lambda t: _preconditioned_loss_grad(t, *args)[1], theta) < 1e-6
+    G, bp = theta.reshape(5, 3)[:-1], theta.reshape(5, 3)[-1]
+    W = pre.V @ (s[:, None] * G)
+    original = np.vstack([W, bp - pre.mu @ W]).ravel()
+    f_orig = logistic_loss_grad(original, augment(X), y, r, 0.05, 50.0, 3)[0]
+    assert _preconditioned_loss_grad(theta, *args)[0] == pytest.approx(f_orig, rel=1e-12)
+
+
+def test_logistic_converges_on_ill_conditioned_features():
+    # feature scales spread over 1e4 with an offset (as embeddings): the
+    # preconditioned L-BFGS converges and matches scikit-learn's exact Newton solver
+    rng = np.random.default_rng(25)
+    n, d = 400, 30
+    y = (rng.random(n) < 0.3).astype(int)
+    X = (rng.normal(size=(n, d)) + 0.8 * y[:, None]) * np.logspace(0, -4, d) + 5.0
+    r = np.ones(n)
+    for alpha in (1e-2, 1e-6):
+        sol = solve_logistic(X, y, 2, r, alpha, tol=1e-10)
+        assert sol.converged and sol.n_iter < 1000
+        sk = LogisticRegression(C=1.0 / (n * alpha), solver="newton-cholesky", tol=1e-14,
+                                max_iter=1000).fit(X, y)
+        w = sol.coef[:, 1] - sol.coef[:, 0]
+        np.testing.assert_allclose(w, sk.coef_[0], rtol=1e-5, atol=1e-6 * np.abs(w).max())
+        assert sol.intercept[1] - sol.intercept[0] == pytest.approx(sk.intercept_[0],
+                                                                      rel=1e-5)
