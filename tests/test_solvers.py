@@ -703,3 +703,23 @@ def test_logistic_converges_on_ill_conditioned_features():
         np.testing.assert_allclose(w, sk.coef_[0], rtol=1e-5, atol=1e-6 * np.abs(w).max())
         assert sol.intercept[1] - sol.intercept[0] == pytest.approx(sk.intercept_[0],
                                                                       rel=1e-5)
+
+
+def test_binary_alo_hat_from_a_triangular_solve_equals_the_inverse():
+    # two classes: x_i^T H^{-1} x_i by syrk + Cholesky + trsm against the explicit
+    # inverse of the general K path
+    from lastlayer._core.logistic import _binary_hat, _hat_blocks, augment
+
+    X, y, r = logistic_problem(26, 80, 7, 2)
+    Xa = augment(X)
+    lr = np.random.default_rng(2).uniform(0.01, 0.25, 80)  # p (1 - p) of a fit
+    fast = _binary_hat(Xa, r * lr, 2.0 * 0.03 * 80)
+    ref = _hat_blocks(Xa, r, lr[:, None, None], 0.03, 80.0)[:, 0, 0]
+    np.testing.assert_allclose(fast, ref, rtol=1e-10)
+    # by hand: the penalised Hessian with an unpenalised intercept
+    H = Xa.T @ (Xa * (r * lr)[:, None]) + np.diag(np.r_[np.full(7, 2 * 0.03 * 80), 0.0])
+    np.testing.assert_allclose(fast, np.einsum("ia,ab,ib->i", Xa, np.linalg.inv(H), Xa),
+                               rtol=1e-10)
+    # saturated probabilities (zero curvature, no penalty): no factor, the caller
+    # falls back to the pseudo-inverse
+    assert _binary_hat(Xa, np.zeros(80), 0.0) is None

@@ -869,16 +869,20 @@ def _average(fits):
 
 
 def _logistic_alpha(params, design, plan, oracle, choice, row_w):
+    """The cross-entropy alpha, and the ALO path's fit ``(W, b)`` at it (the final
+    fit: the same problem, already solved) when a path chose it, else None."""
     if plan.logistic_alpha == "fixed":
-        return float(params["alpha"])
+        return float(params["alpha"]), None
     if plan.logistic_alpha == "tuned" and choice.weighting.alpha is not None:
-        return float(choice.weighting.alpha)
+        return float(choice.weighting.alpha), None
     X, K = oracle.features, design.n_classes
-    return float(logistic_alpha_path(X, design.y_idx, K, row_w,
-                                     choice.alphas[::_LOGISTIC_GRID_STEP],
-                                     float(design.sample_weight.sum()), _LOGISTIC_MAX_ITER, _LOGISTIC_TOL,
-                                     "alo", patience=_LOGISTIC_PATIENCE,
-                                     space=oracle.logistic_rows())[0])
+    alpha, path = logistic_alpha_path(X, design.y_idx, K, row_w,
+                                      choice.alphas[::_LOGISTIC_GRID_STEP],
+                                      float(design.sample_weight.sum()), _LOGISTIC_MAX_ITER,
+                                      _LOGISTIC_TOL, "alo", patience=_LOGISTIC_PATIENCE,
+                                      space=oracle.logistic_rows())
+    i = path["best_index"]
+    return float(alpha), (path["coef"][i], path["intercept"][i])
 
 
 def fit_layer(params, design, plan, oracle, choice):
@@ -900,11 +904,13 @@ def fit_layer(params, design, plan, oracle, choice):
     else:
         X, sw = oracle.features, D.sample_weight
         row_w = sw * cell_w[D.cell_idx]
-        alpha = _logistic_alpha(params, design, plan, oracle, choice, row_w)
+        alpha, path_fit = _logistic_alpha(params, design, plan, oracle, choice, row_w)
         # the objective's n is the sum of the sample weights (docs of the estimator)
         if weighting.subsets:
             W, b = _average([logistic(X[r], D.y_idx[r], K, sw[r], alpha,
                                       n_norm=float(sw[r].sum())) for r in weighting.subsets])
+        elif path_fit is not None:  # the path's fit at that alpha, in the span of the rows
+            W, b = path_fit
         else:  # in the span of the rows (where the penalised minimiser lies)
             Xw, basis = oracle.logistic_rows()
             fit = logistic(Xw, D.y_idx, K, row_w, alpha, n_norm=float(sw.sum()))

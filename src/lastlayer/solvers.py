@@ -424,7 +424,10 @@ def solve_logistic(
         \\frac{1}{n} \\sum_i r_i \\Big( \\log \\sum_k e^{z_{ik}} - z_{i y_i} \\Big)
             + \\alpha \\lVert W \\rVert_F^2, \\qquad z_i = W^\\top x_i + b,
 
-    with L-BFGS-B and an analytic gradient (log-sum-exp computed stably). ``K``
+    with L-BFGS-B and an analytic gradient (log-sum-exp computed stably), in
+    preconditioned coordinates (``W = V diag(s) G`` with ``V`` the eigenvectors of the
+    rows' weighted covariance and ``s_k = 1 / sqrt(c lam_k + 2 alpha)``: the Hessian
+    at zero is the identity; one ``d x d`` eigendecomposition per call). ``K``
     softmax columns are used for every ``K >= 2``; for two classes this equals
     binary logistic regression on ``w = w_1 - w_0`` with penalty
     ``alpha / 2 ||w||^2``. The softmax is invariant to a common shift of ``b``;
@@ -444,7 +447,8 @@ def solve_logistic(
         solver then stops at ``max_iter`` with ``converged=False``).
     max_iter : int, default=1000
     tol : float, default=1e-8
-        L-BFGS-B stops when the largest gradient entry is below ``tol`` (or the
+        L-BFGS-B stops when the largest gradient entry (in the preconditioned
+        coordinates) is below ``tol`` (or the
         relative decrease of the objective reaches ``64 eps``, as scikit-learn).
     init : LogisticSolution or tuple (coef, intercept), default=None
         Warm start; zeros when None.

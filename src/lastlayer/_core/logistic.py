@@ -183,7 +183,7 @@ def alo_cross_entropy(Xa, y, r, alpha, n_norm, K, Theta, return_logits=False):
     Returns the weighted mean ALO and training cross-entropies, and with
     ``return_logits`` also the approximate leave-one-out logits ``z^{(-i)}`` (n, K).
     """
-    n, p1 = Xa.shape
+    n = Xa.shape[0]
     Z = Xa @ Theta
     lse = logsumexp_rows(Z)
     P = np.exp(Z - lse[:, None])
@@ -193,6 +193,41 @@ def alo_cross_entropy(Xa, y, r, alpha, n_norm, K, Theta, return_logits=False):
     Ep = P @ E
     EdE = (P @ (E[:, :, None] * E[:, None, :]).reshape(K, k1 * k1)).reshape(n, k1, k1)
     Lr = EdE - Ep[:, :, None] * Ep[:, None, :]  # E^T (diag(p) - p p^T) E
+    M = _binary_hat(Xa, r * Lr[:, 0, 0], 2.0 * alpha * n_norm) if k1 == 1 else None
+    M = _hat_blocks(Xa, r, Lr, alpha, n_norm) if M is None else M[:, None, None]
+    G = P.copy()
+    G[rows, y] -= 1.0
+    A = np.eye(k1)[None] - r[:, None, None] * (Lr @ M)
+    u = np.linalg.solve(A, (r[:, None] * (G @ E))[:, :, None])
+    Zloo = Z + (M @ u)[:, :, 0] @ E.T
+    ce = logsumexp_rows(Zloo) - Zloo[rows, y]
+    train_ce = lse - Z[rows, y]
+    out = float(r @ ce / r.sum()), float(r @ train_ce / r.sum())
+    return (*out, Zloo) if return_logits else out
+
+
+def _binary_hat(Xa, w, pen):
+    """``x_i^T H^{-1} x_i`` for ``H = Xa^T diag(w) Xa + pen I`` (intercept column
+    unpenalised, ``w >= 0``): one ``?syrk`` and one triangular solve with the rows
+    (``c^T z_i = x_i``, ``||z_i||^2``), half the flops of forming the inverse and
+    multiplying by it. None when the Cholesky factorisation fails."""
+    p1 = Xa.shape[1]
+    Xs = Xa * np.sqrt(np.maximum(w, 0.0))[:, None]
+    H = scipy.linalg.blas.dsyrk(1.0, Xs.T, trans=0, lower=0)  # upper of Xs^T Xs
+    idx = np.arange(p1 - 1)
+    H[idx, idx] += pen
+    c, info = scipy.linalg.lapack.dpotrf(H, lower=0, clean=1)
+    if info != 0:
+        return None
+    Zt = scipy.linalg.blas.dtrsm(1.0, c, Xa.T, side=0, lower=0, trans_a=1)
+    return np.einsum("ij,ij->j", Zt, Zt)
+
+
+def _hat_blocks(Xa, r, Lr, alpha, n_norm):
+    """``M_i = J_i H^{-1} J_i^T`` (n, k1, k1) of :func:`alo_cross_entropy` from the
+    explicit inverse (the pseudo-inverse when the probabilities saturate)."""
+    n, p1 = Xa.shape
+    k1 = Lr.shape[1]
     # Hessian of sum_i r_i CE_i + alpha n_norm ||W||^2 on 1^perp; (a, k) -> a*k1 + k
     H = np.empty((p1, k1, p1, k1))
     for k in range(k1):
@@ -218,15 +253,7 @@ def alo_cross_entropy(Xa, y, r, alpha, n_norm, K, Theta, return_logits=False):
         for l in range(k, k1):
             M[:, k, l] = np.einsum("ia,ia->i", Xa @ Hinv[:, k, :, l], Xa)
             M[:, l, k] = M[:, k, l]
-    G = P.copy()
-    G[rows, y] -= 1.0
-    A = np.eye(k1)[None] - r[:, None, None] * (Lr @ M)
-    u = np.linalg.solve(A, (r[:, None] * (G @ E))[:, :, None])
-    Zloo = Z + (M @ u)[:, :, 0] @ E.T
-    ce = logsumexp_rows(Zloo) - Zloo[rows, y]
-    train_ce = lse - Z[rows, y]
-    out = float(r @ ce / r.sum()), float(r @ train_ce / r.sum())
-    return (*out, Zloo) if return_logits else out
+    return M
 
 
 def exact_loo_cross_entropy(X, y, K, r, alpha, n_norm, sol, max_iter, tol):
