@@ -134,6 +134,14 @@ def logistic(X, y, K, r, alpha, max_iter=1000, tol=1e-8, init=None, n_norm=None,
     objective and its minimiser are those of :func:`logistic_loss_grad`.
     """
     n_norm = X.shape[0] if n_norm is None else n_norm
+    if pre is None and X.shape[1] > X.shape[0]:
+        # wide: solve in the span of the rows, where the penalised minimiser lies
+        # (an n x n problem; its preconditioner costs n^3, not d^3)
+        Xw, basis = row_space(X)
+        if basis is not None:
+            start = None if init is None else (basis.T @ np.asarray(init[0], float), init[1])
+            sol = logistic(Xw, y, K, r, alpha, max_iter, tol, start, n_norm)
+            return sol._replace(coef=basis @ sol.coef)
     d = X.shape[1]
     if pre is None:
         pre = preconditioner(X, r, float(n_norm), K)
