@@ -271,3 +271,29 @@ def test_cell_layout_rule(n, d, J, layout):
     from lastlayer._fit import cell_layout
 
     assert cell_layout(n, d, J) == layout
+
+
+@pytest.mark.parametrize("weighting", ["downsample", "tuned", "balanced", "optimal"])
+def test_cells_as_rows_with_subsets_folds_and_sample_weights(monkeypatch, weighting):
+    # the subset fits of downsample, tuned's folds and sample weights read the cells'
+    # Gram matrices too: rows against dense to 1e-8 (float64)
+    from lastlayer import LastLayerClassifier
+    from lastlayer import _fit
+
+    rng = np.random.default_rng(7)
+    n, d, K = 360, 12, 6
+    y = rng.choice(K, size=n, p=np.r_[0.5, np.full(K - 1, 0.1)])
+    X = rng.normal(size=(n, d)) + 0.9 * np.eye(K, d)[y] + 1.0
+    sw = rng.uniform(0.5, 2.0, n)
+    fits = {}
+    for layout, ratio in (("rows", 0), ("dense", 10**9)):
+        monkeypatch.setattr(_fit, "CELL_ROWS_RATIO", ratio)
+        monkeypatch.setattr(_fit, "CELL_ROWS_MIN_CELLS", 0)
+        m = LastLayerClassifier(weighting=weighting, loss="square", random_state=0)
+        fits[layout] = m.fit(X, y, sample_weight=sw)
+        assert m.plan_["cell_grams"] == layout
+    a, b = fits["rows"], fits["dense"]
+    assert a.alpha_ == pytest.approx(b.alpha_, rel=1e-8)
+    assert rel(a.class_weight_, b.class_weight_) < 1e-8
+    assert rel(a.coef_, b.coef_) < 1e-8
+    assert rel(a.intercept_, b.intercept_) < 1e-8
