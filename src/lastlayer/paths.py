@@ -67,11 +67,15 @@ def _unit_moments(stats, unit, T, shift):
     grams_u, sums_u = [], []
     for u in (0, 1):
         sel = unit == u
-        G = weighted_gram(stats, sel.astype(np.float64))
-        s_raw = stats.sums[sel].sum(axis=0)
-        Nu = N[sel].sum()
-        Gc = G - np.outer(s_raw, shift) - np.outer(shift, s_raw) + Nu * np.outer(shift, shift)
-        grams_u.append(0.5 * (Gc + Gc.T))
+        Gc = weighted_gram(stats, sel.astype(np.float64))  # shifted and symmetrised
+        s_raw = stats.sums[sel].sum(axis=0)                # in place: no p x p
+        Nu = N[sel].sum()                                  # temporaries but the outers
+        Gc -= np.outer(s_raw, shift)
+        Gc -= np.outer(shift, s_raw)
+        Gc += Nu * np.outer(shift, shift)
+        Gc += Gc.T
+        Gc *= 0.5
+        grams_u.append(Gc)
         sums_u.append(sums_c[sel].sum(axis=0))
     rhs_u = [
         np.vstack([sums_c[unit == u].T @ T[unit == u], (N[unit == u] @ T[unit == u])[None, :]])
@@ -110,8 +114,10 @@ def _generalised_eigh(aug, alpha, n_u):
         M *= dsc[:, None]
         M *= dsc[None, :]
     try:
-        lam, Vs = scipy.linalg.eigh(B1, S, check_finite=False, overwrite_a=True,
-                                    overwrite_b=True)
+        # the transposes are Fortran-ordered, so LAPACK works in their memory (C-ordered
+        # arrays would be copied first); lower=False reads the triangle it read before
+        lam, Vs = scipy.linalg.eigh(B1.T, S.T, lower=False, check_finite=False,
+                                    overwrite_a=True, overwrite_b=True)
     except np.linalg.LinAlgError:
         raise ValueError(
             "The equally weighted problem is singular (the weighted Gram matrix of "

@@ -145,7 +145,9 @@ def centred_eigh(stats, omega, T):
     :func:`loo_spectrum` and :func:`gcv_path` (``cen.C`` is not kept: the
     eigensolver overwrites it)."""
     cen = centre_stats(stats, omega, T)
-    lam, Q = scipy.linalg.eigh(cen.C, check_finite=False, overwrite_a=True)
+    # C is exactly symmetric: its transpose is the same matrix in Fortran order, which
+    # LAPACK overwrites in place (a C-ordered array would be copied first)
+    lam, Q = scipy.linalg.eigh(cen.C.T, check_finite=False, overwrite_a=True)
     return LooSpectrum(cen._replace(C=None), lam, Q)  # C was overwritten: not kept
 
 

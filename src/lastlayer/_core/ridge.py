@@ -13,7 +13,8 @@ from typing import NamedTuple
 import numpy as np
 import scipy.linalg
 
-from .stats import cell_leverage, centre_stats, noise_tol, well_conditioned_cholesky
+from .stats import (cell_leverage, centre_stats, fill_lower_from_upper, noise_tol,
+                    well_conditioned_cholesky)
 
 __all__ = ["RIDGE_SOLVERS", "RidgeSolution", "Rows", "ridge", "ridge_dual", "row_spectrum",
            "solve_cholesky", "solve_eigh", "weighted_rows"]
@@ -51,17 +52,18 @@ RIDGE_SOLVERS = ("auto", "cholesky", "eigh")
 
 def solve_cholesky(cen, alpha):
     """Cholesky of ``C + alpha n I``; None when it fails or is ill-conditioned."""
-    d = cen.C.shape[0]
-    c = well_conditioned_cholesky(cen.C + alpha * cen.n * np.eye(d), cen.tol)
+    A = cen.C.copy()
+    A[np.diag_indices_from(A)] += alpha * cen.n
+    c = well_conditioned_cholesky(A, cen.tol, overwrite=True)
     if c is None:
         return None
     W = scipy.linalg.cho_solve((c, False), cen.rhs, check_finite=False)
-    # the inverse from the factor (dpotri: a third of the flops of solving for I)
-    inv, info = scipy.linalg.lapack.dpotri(c, lower=False)
+    # the inverse from the factor (dpotri: a third of the flops of solving for I), in
+    # the factor's memory, its upper triangle copied onto the lower one in place
+    inv, info = scipy.linalg.lapack.dpotri(c, lower=False, overwrite_c=1)
     if info != 0:
         return None
-    upper = np.triu(inv)
-    return W, upper + np.triu(upper, 1).T
+    return W, fill_lower_from_upper(inv)
 
 
 def solve_eigh(cen, alpha):

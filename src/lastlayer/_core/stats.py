@@ -29,9 +29,11 @@ __all__ = [
     "cell_squares",
     "centre_stats",
     "covariance_spectrum",
+    "fill_lower_from_upper",
     "gram_diagonals",
     "merge",
     "noise_tol",
+    "one_norm",
     "resolve_precision",
     "row_statistics",
     "weighted_gram",
@@ -362,12 +364,34 @@ def centre_stats(stats, omega, T):
     n = float(N.sum())
     mu = (omega @ stats.sums) / V
     tbar = (wN @ T) / V
-    S = weighted_gram(stats, omega)
-    C = S - V * np.outer(mu, mu)
-    C = 0.5 * (C + C.T)
+    C = weighted_gram(stats, omega)  # S, centred in place below (d x d temporaries
+    s_diag = np.abs(np.diag(C)).max()  # cost memory where d x d is the size of X)
+    C -= V * np.outer(mu, mu)
+    C += C.T
+    C *= 0.5
     rhs = stats.sums.T @ (omega[:, None] * T) - V * np.outer(mu, tbar)
-    scale = max(np.abs(C).sum(axis=0).max(), np.abs(np.diag(S)).max())
+    scale = max(one_norm(C), s_diag)
     return Centred(C, rhs, mu, tbar, V, n, noise_tol(C.shape[0], scale))
+
+
+def one_norm(A, block=256):
+    """``max_j sum_i |A_ij|`` by blocks of rows (no ``|A|`` temporary of A's size)."""
+    col = np.zeros(A.shape[1])
+    for lo in range(0, A.shape[0], block):
+        col += np.abs(A[lo:lo + block]).sum(axis=0)
+    return float(col.max())
+
+
+def fill_lower_from_upper(M, block=256):
+    """Copy the strict upper triangle of square ``M`` onto its lower one, in place, by
+    blocks (the result of ``np.triu(M) + np.triu(M, 1).T`` without its temporaries)."""
+    d = M.shape[0]
+    for lo in range(0, d, block):
+        hi = min(lo + block, d)
+        D = M[lo:hi, lo:hi]
+        D[...] = np.triu(D) + np.triu(D, 1).T
+        M[hi:, lo:hi] = M[lo:hi, hi:].T
+    return M
 
 
 def cell_leverage(stats, omega, cen, B):
@@ -409,17 +433,21 @@ def _row_quadratic_sums(g, B, mu):
     return tr
 
 
-def well_conditioned_cholesky(A, tol=None):
+def well_conditioned_cholesky(A, tol=None, overwrite=False):
     """Upper Cholesky factor of ``A``, or None when it fails or ``A`` is ill-conditioned.
 
     Ill-conditioned: the LAPACK estimate ``rcond * ||A||_1`` is not above ``tol``
-    (default :func:`noise_tol` of ``A``'s size and 1-norm).
+    (default :func:`noise_tol` of ``A``'s size and 1-norm). ``overwrite``: factor in
+    ``A``'s memory (then ``A`` is lost either way).
     """
+    anorm = one_norm(A)
+    if overwrite and A.flags.c_contiguous:
+        A = A.T  # the same symmetric matrix, Fortran-ordered: LAPACK factors it in place
     try:
-        c, _ = scipy.linalg.cho_factor(A, lower=False, check_finite=False)
+        c, _ = scipy.linalg.cho_factor(A, lower=False, check_finite=False,
+                                       overwrite_a=overwrite)
     except np.linalg.LinAlgError:
         return None
-    anorm = np.abs(A).sum(axis=0).max()
     rcond, info = scipy.linalg.lapack.dpocon(c, anorm)
     if tol is None:
         tol = noise_tol(A.shape[0], anorm)
