@@ -269,8 +269,9 @@ class Plan:
         How the per-cell Gram matrices are held: ``J`` arrays of ``p x p`` (``p`` the
         features, or the row-space coordinates when ``n < d``), or, in memory with
         many cells (``J p > CELL_ROWS_RATIO n``: the arrays would be larger than the
-        rows; and ``J >= CELL_ROWS_MIN_CELLS`` or arrays over 4 GiB), the rows themselves (:class:`lastlayer._core.stats.CellRows`: every
-        combination of cells is a pass over the rows, memory ``O(p^2)``).
+        rows; and ``J >= CELL_ROWS_MIN_CELLS`` or arrays over 4 GiB), the rows
+        themselves (:class:`lastlayer._core.stats.CellRows`: every combination of
+        cells is a pass over the rows, memory ``O(p^2)``).
     """
 
     statistics: str
