@@ -191,14 +191,15 @@ def test_two_unit_path_loo_decisions_check_their_rows():
 
 @pytest.mark.parametrize("precision, tol", [("float64", 1e-11), ("float32", 2e-5)])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_cell_rows_equal_the_dense_gram_matrices(precision, tol, weighted):
+@pytest.mark.parametrize("n", [300, 25])  # traces via the Cholesky factor (n >= 2 d) or not
+def test_cell_rows_equal_the_dense_gram_matrices(precision, tol, weighted, n):
     # every read of the per-cell Gram matrices (weighted sums, centred traces against
     # a matrix, projected squares, diagonals), from the rows against the J d x d arrays
     from lastlayer._core.stats import (cell_leverage, cell_squares, gram_diagonals,
                                        row_statistics, weighted_gram)
 
     J = 9
-    X, cells, s, omega, T = problem(5, 300, 17, J=J, zero_weights=True)
+    X, cells, s, omega, T = problem(5, n, 17, J=J, zero_weights=True)
     s = s if weighted else None
     X = X.astype(np.float32) if precision == "float32" else X
     dense = accumulate(X.astype(np.float64), cells, J, s, 65536, "float64")
