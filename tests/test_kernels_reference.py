@@ -298,3 +298,22 @@ def test_cells_as_rows_with_subsets_folds_and_sample_weights(monkeypatch, weight
     assert rel(a.class_weight_, b.class_weight_) < 1e-8
     assert rel(a.coef_, b.coef_) < 1e-8
     assert rel(a.intercept_, b.intercept_) < 1e-8
+
+
+def test_cell_rows_memo_returns_fresh_copies():
+    # weighted Gram matrices of weights seen before come from the memo: equal values,
+    # and a caller that centres its matrix in place does not change the kept one
+    from lastlayer._core.stats import row_statistics, weighted_gram
+
+    X, cells, s, omega, T = problem(6, 400, 5, J=4)
+    rows = row_statistics(X, cells, 4, s, "float64")
+    first = weighted_gram(rows, omega)
+    ref = first.copy()
+    first -= 1e3  # as centre_stats does, in place
+    again = weighted_gram(rows, omega)
+    np.testing.assert_array_equal(again, ref)
+    assert len(rows.grams.memo) == 1
+    for k in range(3):  # at most two kept, the oldest dropped
+        weighted_gram(rows, omega * (k + 2))
+    assert len(rows.grams.memo) == 2
+    np.testing.assert_array_equal(weighted_gram(rows, omega), ref)

@@ -246,6 +246,7 @@ class CellRows(NamedTuple):
     s: np.ndarray | None  # (n,) sample weights, None for all ones
     n_cells: int
     precision: str
+    memo: dict  # the last weighted Gram matrices by weights (:func:`weighted_gram`)
 
     @property
     def shape(self):
@@ -279,7 +280,7 @@ def row_statistics(X, cells, n_cells, sw, precision):
     if X.dtype.kind != "f":
         X = X.astype(np.float64)
     cells = np.asarray(cells, dtype=np.intp)
-    g = CellRows(X, cells, sw, int(n_cells), precision)
+    g = CellRows(X, cells, sw, int(n_cells), precision, {})
     n_rows = np.bincount(cells, minlength=n_cells).astype(np.int64)
     weight_sums = (n_rows.astype(np.float64) if sw is None
                    else np.bincount(cells, weights=sw, minlength=n_cells))
@@ -297,10 +298,20 @@ def weighted_gram(stats, omega):
     g = stats.grams
     if not isinstance(g, CellRows):
         return np.tensordot(omega, g, axes=1)
+    # the fit asks again for weights it has seen (a scheme's weights, then the final
+    # solve at them): the last two are kept when each is at most a quarter of X
+    key = np.asarray(omega, dtype=np.float64).tobytes()
+    if key in g.memo:
+        return g.memo[key].copy()
     acc = StatsAccumulator(1, g.X.shape[1], g.precision)
     for lo, hi in g.blocks():
         acc.add(g.X[lo:hi], np.zeros(hi - lo, dtype=np.intp), g.weights(lo, hi, omega))
-    return acc.result().grams[0]
+    G = acc.result().grams[0]
+    if 4 * G.nbytes <= g.X.nbytes:
+        if len(g.memo) >= 2:
+            del g.memo[next(iter(g.memo))]
+        g.memo[key] = G.copy()
+    return G
 
 
 def cell_squares(stats, shift, Q, q0=None):
