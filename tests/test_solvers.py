@@ -668,8 +668,7 @@ def test_parameter_errors_name_parameter_allowed_values_and_received(case):
 def test_preconditioned_objective_is_the_logistic_objective():
     # L-BFGS runs on W = V diag(s) G, b = b' - mu^T W: same value at mapped points,
     # and its gradient is exact
-    from lastlayer._core.logistic import (_preconditioned_loss_grad, _scales, augment,
-                                          preconditioner)
+    from lastlayer._core.logistic import _scales, augment, preconditioner
 
     X, y, r = logistic_problem(24, 50, 4, 3)
     pre = preconditioner(X, r, 50.0, 3)
@@ -677,13 +676,13 @@ def test_preconditioned_objective_is_the_logistic_objective():
     Ya = augment(pre.Y * s)
     args = (Ya, y, r, 0.05 * s * s, 50.0, 3)
     theta = np.random.default_rng(1).normal(size=5 * 3)
-    assert check_grad(lambda t: _preconditioned_loss_grad(t, *args)[0],
-                      lambda t: _preconditioned_loss_grad(t, *args)[1], theta) < 1e-6
+    assert check_grad(lambda t: logistic_loss_grad(t, *args)[0],
+                      lambda t: logistic_loss_grad(t, *args)[1], theta) < 1e-6
     G, bp = theta.reshape(5, 3)[:-1], theta.reshape(5, 3)[-1]
     W = pre.V @ (s[:, None] * G)
     original = np.vstack([W, bp - pre.mu @ W]).ravel()
     f_orig = logistic_loss_grad(original, augment(X), y, r, 0.05, 50.0, 3)[0]
-    assert _preconditioned_loss_grad(theta, *args)[0] == pytest.approx(f_orig, rel=1e-12)
+    assert logistic_loss_grad(theta, *args)[0] == pytest.approx(f_orig, rel=1e-12)
 
 
 def test_logistic_converges_on_ill_conditioned_features():

@@ -51,6 +51,9 @@ def logistic_loss_grad(theta, Xa, y, r, alpha, n_norm, K):
     """Objective and gradient of the (1/n)-scaled penalised multinomial loss.
 
     ``theta`` is the row-major flattening of the (d+1, K) matrix ``[W; b]``.
+    ``alpha``: the penalty ``alpha ||W||_F^2``, or an array of one ``alpha_a`` per
+    row of ``W`` for ``sum_a alpha_a ||W_a||^2`` (the diagonal penalty of the
+    preconditioned coordinates of :func:`logistic`).
     """
     Theta = theta.reshape(-1, K)
     Z = Xa @ Theta
@@ -58,12 +61,13 @@ def logistic_loss_grad(theta, Xa, y, r, alpha, n_norm, K):
     rows = np.arange(Z.shape[0])
     loss = r @ (lse - Z[rows, y]) / n_norm
     W = Theta[:-1]
-    f = loss + alpha * np.sum(W * W)
+    per_row = np.ndim(alpha) == 1
+    f = loss + (float(alpha @ np.sum(W * W, axis=1)) if per_row else alpha * np.sum(W * W))
     G = np.exp(Z - lse[:, None])
     G[rows, y] -= 1.0
     G *= r[:, None]
     grad = Xa.T @ G / n_norm
-    grad[:-1] += 2.0 * alpha * W
+    grad[:-1] += 2.0 * (alpha[:, None] if per_row else alpha) * W
     return f, grad.ravel()
 
 
@@ -101,23 +105,6 @@ def _scales(pre, alpha):
     return 1.0 / np.sqrt(np.maximum(h, floor))
 
 
-def _preconditioned_loss_grad(theta, Ya, y, r, pen, n_norm, K):
-    """:func:`logistic_loss_grad` of ``[G; b']`` with rows ``Ya = [Y diag(s), 1]`` and
-    the penalty ``sum_k pen_k ||G_k||^2`` (``pen = alpha s^2``)."""
-    Theta = theta.reshape(-1, K)
-    Z = Ya @ Theta
-    lse = logsumexp_rows(Z)
-    rows = np.arange(Z.shape[0])
-    G_ = Theta[:-1]
-    f = r @ (lse - Z[rows, y]) / n_norm + float(pen @ np.sum(G_ * G_, axis=1))
-    P = np.exp(Z - lse[:, None])
-    P[rows, y] -= 1.0
-    P *= r[:, None]
-    grad = Ya.T @ P / n_norm
-    grad[:-1] += 2.0 * pen[:, None] * G_
-    return f, grad.ravel()
-
-
 def logistic(X, y, K, r, alpha, max_iter=1000, tol=1e-8, init=None, n_norm=None,
              pre=None):
     """:func:`lastlayer.solvers.solve_logistic` on checked inputs.
@@ -131,7 +118,8 @@ def logistic(X, y, K, r, alpha, max_iter=1000, tol=1e-8, init=None, n_norm=None,
     ``b = b' - mu^T W`` with ``s_k = 1 / sqrt(c lam_k + 2 alpha)``, where the
     Hessian at zero is the identity (the rows' covariance otherwise makes it as
     ill-conditioned as the features: hundreds to thousands of iterations). The
-    objective and its minimiser are those of :func:`logistic_loss_grad`.
+    objective and its minimiser are those of :func:`logistic_loss_grad` with ``alpha``;
+    L-BFGS minimises it with the per-row penalty ``alpha s_k^2`` on ``G``.
     """
     n_norm = X.shape[0] if n_norm is None else n_norm
     if pre is None and X.shape[1] > X.shape[0]:
@@ -154,7 +142,7 @@ def logistic(X, y, K, r, alpha, max_iter=1000, tol=1e-8, init=None, n_norm=None,
         theta0[-1] = b0 + pre.mu @ W0
     Ya = augment(Y * s)
     res = minimize(
-        _preconditioned_loss_grad,
+        logistic_loss_grad,
         theta0.ravel(),
         args=(Ya, y, r, alpha * s * s, float(n_norm), K),
         jac=True,
