@@ -264,12 +264,18 @@ class CellRows(NamedTuple):
         v = np.ones(hi - lo) if self.s is None else self.s[lo:hi]
         return v if omega is None else v * omega[self.cells[lo:hi]]
 
-    def indicator(self, lo, hi, v):
-        """The ``(J, hi - lo)`` sparse matrix of ``v_i`` at ``(c(i), i)``."""
+    def per_cell(self, values, k):
+        """``sum_{i in j} s_i f_i`` per cell (J, k), ``f = values(lo, hi)`` the float64
+        ``(hi - lo, k)`` values of a block of rows."""
         import scipy.sparse
 
-        return scipy.sparse.csr_matrix((v, (self.cells[lo:hi], np.arange(hi - lo))),
-                                       shape=(self.n_cells, hi - lo))
+        out = np.zeros((self.n_cells, k))
+        for lo, hi in self.blocks():
+            ind = scipy.sparse.csr_matrix(
+                (self.weights(lo, hi), (self.cells[lo:hi], np.arange(hi - lo))),
+                shape=(self.n_cells, hi - lo))
+            out += ind @ values(lo, hi)
+        return out
 
 
 def row_statistics(X, cells, n_cells, sw, precision):
@@ -284,9 +290,7 @@ def row_statistics(X, cells, n_cells, sw, precision):
     n_rows = np.bincount(cells, minlength=n_cells).astype(np.int64)
     weight_sums = (n_rows.astype(np.float64) if sw is None
                    else np.bincount(cells, weights=sw, minlength=n_cells))
-    sums = np.zeros((n_cells, X.shape[1]))
-    for lo, hi in g.blocks():
-        sums += g.indicator(lo, hi, g.weights(lo, hi)) @ np.asarray(X[lo:hi], np.float64)
+    sums = g.per_cell(lambda lo, hi: np.asarray(X[lo:hi], np.float64), X.shape[1])
     if not np.all(np.isfinite(sums)):
         raise ValueError("The 'X' parameter must be finite. Got NaN or inf values (or "
                          "values whose squares overflow).")
@@ -320,12 +324,14 @@ def cell_squares(stats, shift, Q, q0=None):
     q0 = np.zeros(Q.shape[1]) if q0 is None else q0
     if isinstance(g, CellRows):
         dt = np.dtype(g.precision)
-        Qd, out = Q.astype(dt), np.zeros((g.n_cells, Q.shape[1]))
-        for lo, hi in g.blocks():
+        Qd, q0d = Q.astype(dt), q0.astype(dt)
+
+        def squares(lo, hi):
             Z = np.subtract(g.X[lo:hi], shift, dtype=dt, casting="same_kind") @ Qd
-            Z += q0.astype(dt)
-            out += g.indicator(lo, hi, g.weights(lo, hi)) @ (Z * Z).astype(np.float64)
-        return out
+            Z += q0d
+            return (Z * Z).astype(np.float64)
+
+        return g.per_cell(squares, Q.shape[1])
     out = np.empty((stats.n_cells, Q.shape[1]))
     for j in range(stats.n_cells):
         sc = stats.sums[j] - stats.weight_sums[j] * shift
@@ -341,11 +347,8 @@ def gram_diagonals(stats):
     g = stats.grams
     if not isinstance(g, CellRows):
         return np.einsum("jii->ji", g)
-    out = np.zeros((g.n_cells, g.X.shape[1]))
-    for lo, hi in g.blocks():
-        rows = np.asarray(g.X[lo:hi], dtype=np.float64)
-        out += g.indicator(lo, hi, g.weights(lo, hi)) @ (rows * rows)
-    return out
+    return g.per_cell(lambda lo, hi: np.asarray(g.X[lo:hi], dtype=np.float64) ** 2,
+                      g.X.shape[1])
 
 
 def noise_tol(dim, scale):
@@ -375,8 +378,10 @@ def centre_stats(stats, omega, T):
     n = float(N.sum())
     mu = (omega @ stats.sums) / V
     tbar = (wN @ T) / V
-    C = weighted_gram(stats, omega)  # S, centred in place below (d x d temporaries
-    s_diag = np.abs(np.diag(C)).max()  # cost memory where d x d is the size of X)
+    # S = weighted_gram, centred in place: d x d temporaries cost memory where a d x d
+    # matrix is the size of X
+    C = weighted_gram(stats, omega)
+    s_diag = np.abs(np.diag(C)).max()
     C -= V * np.outer(mu, mu)
     C += C.T
     C *= 0.5
