@@ -28,19 +28,14 @@ import perf_fit  # noqa: E402
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=2500, help="rows")
-    ap.add_argument("--d", type=int, default=1024, help="features")
-    ap.add_argument("--classes", type=int, default=2, help="classes (priors of perf_fit.py)")
+    perf_fit.add_task_args(ap)
     ap.add_argument("--alphas", type=float, nargs="+", default=[1e-1, 1e-3, 1e-5],
                     help="penalties, each fitted from zero")
-    ap.add_argument("--seed", type=int, default=0, help="data seed")
     args = ap.parse_args(argv)
 
     from lastlayer._core.logistic import logistic, row_space
 
-    X, y, _, _ = perf_fit.make_data(args.n, args.d, 2.0, args.seed, spectrum="powerlaw",
-                                    dtype=np.float64, n_classes=args.classes,
-                                    n_test_per_class=1)
+    X, y = perf_fit.task_data(args, np.float64)
     if args.classes == 2:
         r = np.where(y == 0, 0.5 / np.mean(y == 0), 0.5 / np.mean(y != 0))
     else:

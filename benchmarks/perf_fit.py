@@ -109,6 +109,22 @@ def make_data(n, d, mean_norm, seed, n_test_per_class=1000, spectrum="isotropic"
     return rows(y), y, rows(y_test), y_test
 
 
+def add_task_args(ap, n=2500, d=1024):
+    """``--n``, ``--d``, ``--classes`` and ``--seed`` of the one-size scripts that reuse
+    :func:`make_data` (``logistic_iterations.py``, ``profile_fit.py``)."""
+    ap.add_argument("--n", type=int, default=n, help="rows")
+    ap.add_argument("--d", type=int, default=d, help="features")
+    ap.add_argument("--classes", type=int, default=2, help="classes (priors of perf_fit.py)")
+    ap.add_argument("--seed", type=int, default=0, help="data seed")
+
+
+def task_data(args, dtype):
+    """Power-law training features and labels of :func:`add_task_args`' size."""
+    X, y, _, _ = make_data(args.n, args.d, 2.0, args.seed, spectrum="powerlaw",
+                           dtype=np.dtype(dtype), n_classes=args.classes, n_test_per_class=1)
+    return X, y
+
+
 def worst_class_accuracy(pred, y):
     return float(min(np.mean(pred[y == k] == k) for k in np.unique(y)))
 

@@ -29,16 +29,13 @@ import perf_fit  # noqa: E402
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=2500, help="rows")
-    ap.add_argument("--d", type=int, default=1024, help="features")
-    ap.add_argument("--classes", type=int, default=2, help="classes (priors of perf_fit.py)")
+    perf_fit.add_task_args(ap)
     ap.add_argument("--params", default="",
                     help="estimator parameters as Python keyword arguments, "
                          "e.g. \"loss='logistic'\" (default: the default estimator)")
     ap.add_argument("--cell-grams", choices=("auto", "dense", "rows"), default="auto",
                     help="force the per-cell Gram layout (as in perf_fit.py)")
     ap.add_argument("--top", type=int, default=14, help="functions listed")
-    ap.add_argument("--seed", type=int, default=0, help="data seed")
     args = ap.parse_args(argv)
 
     from lastlayer import LastLayerClassifier, _fit
@@ -47,9 +44,7 @@ def main(argv=None):
         _fit.CELL_ROWS_RATIO = 0 if args.cell_grams == "rows" else float("inf")
         _fit.CELL_ROWS_MIN_CELLS = 0
     params = eval(f"dict({args.params})", {})  # a benchmark's own command line
-    X, y, _, _ = perf_fit.make_data(args.n, args.d, 2.0, args.seed, spectrum="powerlaw",
-                                    dtype=np.float32, n_classes=args.classes,
-                                    n_test_per_class=1)
+    X, y = perf_fit.task_data(args, np.float32)
     warnings.simplefilter("ignore")
     prof = cProfile.Profile()
     t = time.perf_counter()
