@@ -1,5 +1,7 @@
 """LastLayerClassifier: scikit-learn conformance, references and bad input."""
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -297,3 +299,22 @@ def test_bad_data():
         clf.fit(np.ones_like(X), y)
     with pytest.raises(ValueError, match="groups' has 5 entries"):
         clf.fit(X, y, groups=np.zeros(5))
+
+
+def test_unconverged_cross_entropy_layer_warns():
+    # alpha = 0 on separable rows: no minimiser; the estimator says so (never silent)
+    from lastlayer import NotConvergedWarning
+    from sklearn.exceptions import ConvergenceWarning
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(80, 5))
+    y = (X[:, 0] > 0.3).astype(int)
+    clf = LastLayerClassifier(weighting="balanced", loss="logistic", alpha=0)
+    with pytest.warns(NotConvergedWarning, match="separable") as rec:
+        clf.fit(X, y)
+    assert issubclass(rec[0].category, ConvergenceWarning)
+    y_noisy = (X[:, 0] + rng.normal(size=80) > 0.3).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotConvergedWarning)
+        clf.fit(X, y_noisy)
+        LastLayerClassifier(weighting="balanced", loss="logistic").fit(X, y)

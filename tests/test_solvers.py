@@ -722,3 +722,44 @@ def test_binary_alo_hat_from_a_triangular_solve_equals_the_inverse():
     # saturated probabilities (zero curvature, no penalty): no factor, the caller
     # falls back to the pseudo-inverse
     assert _binary_hat(Xa, np.zeros(80), 0.0) is None
+
+
+def _linearly_separable(X, y):
+    """Independent reference: is there (w, b) with y_i (w^T x_i + b) >= 1 for every row
+    (labels 0/1)? A feasibility linear programme."""
+    from scipy.optimize import linprog
+
+    s = 2.0 * y - 1.0
+    A = -s[:, None] * np.column_stack([X, np.ones(len(y))])
+    res = linprog(np.zeros(X.shape[1] + 1), A_ub=A, b_ub=-np.ones(len(y)),
+                  bounds=[(None, None)] * (X.shape[1] + 1), method="highs")
+    return res.status == 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_unpenalised_logistic_reports_separable_rows_as_not_converged(seed):
+    # alpha = 0: separable rows have no minimiser, so the solver must not say it
+    # converged; rows that are not separable have one (scikit-learn's, unpenalised)
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(60, 4))
+    y_sep = (X[:, 0] + 0.5 * X[:, 1] > 0.2).astype(int)
+    y_noisy = (X[:, 0] + 1.5 * rng.normal(size=60) > 0).astype(int)
+    assert _linearly_separable(X, y_sep) and not _linearly_separable(X, y_noisy)
+    sep = solve_logistic(X, y_sep, 2, np.ones(60), 0.0)
+    assert not sep.converged
+    ok = solve_logistic(X, y_noisy, 2, np.ones(60), 0.0, tol=1e-10)
+    assert ok.converged
+    sk = LogisticRegression(C=np.inf, solver="newton-cholesky", tol=1e-14,
+                            max_iter=1000).fit(X, y_noisy)
+    np.testing.assert_allclose(ok.coef[:, 1] - ok.coef[:, 0], sk.coef_[0], rtol=1e-5,
+                               atol=1e-7)
+    # three classes, separable by construction: not converged either
+    y3 = np.digitize(X[:, 0], [-0.5, 0.5])
+    assert not solve_logistic(X, y3, 3, np.ones(60), 0.0).converged
+    # a row of weight 0 on the wrong side does not make the weighted rows inseparable
+    y_flip = y_sep.copy()
+    y_flip[0] = 1 - y_flip[0]
+    r = np.ones(60)
+    r[0] = 0.0
+    assert not solve_logistic(X, y_flip, 2, r, 0.0).converged
+    assert solve_logistic(X, y_flip, 2, r, 0.1).converged

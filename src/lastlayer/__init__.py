@@ -13,6 +13,7 @@ from .estimator import LastLayerClassifier
 from .exceptions import (
     FeatureOutlierWarning,
     LastLayerWarning,
+    NotConvergedWarning,
     SmallClassWarning,
     UnseenLabelWarning,
     ZeroTargetWarning,
@@ -26,5 +27,5 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = ["FeatureOutlierWarning", "LastLayerClassifier", "LastLayerWarning",
-           "SmallClassWarning", "UnseenLabelWarning", "WEIGHTINGS", "ZeroTargetWarning",
+           "NotConvergedWarning", "SmallClassWarning", "UnseenLabelWarning", "WEIGHTINGS", "ZeroTargetWarning",
            "__version__", "binary_errors", "optimal_class_weights"]

@@ -24,6 +24,7 @@ multinomial cross-entropy, with loss weights at mean one over samples.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from typing import NamedTuple
 
@@ -54,6 +55,7 @@ from ._validation import (
     warn_zero_target,
 )
 from .dimension import SPECTRAL_DIMENSIONS
+from .exceptions import NotConvergedWarning
 from .weights import (
     Weighting,
     WeightingProblem,
@@ -883,7 +885,20 @@ def _logistic_alpha(params, design, plan, oracle, choice, row_w):
                                       _LOGISTIC_TOL, "alo", patience=_LOGISTIC_PATIENCE,
                                       space=oracle.logistic_rows())
     i = path["best_index"]
-    return float(alpha), (path["coef"][i], path["intercept"][i])
+    return float(alpha), (path["coef"][i], path["intercept"][i], bool(path["converged"][i]))
+
+
+def warn_unconverged(converged, alpha, what="the cross-entropy fit"):
+    """A :class:`NotConvergedWarning` when a cross-entropy fit of the layer stopped short of
+    its minimiser (never silent: the layer is still returned)."""
+    if all(converged):
+        return
+    why = ("with alpha = 0 the weighted rows are linearly separable, so the "
+           "cross-entropy has no minimiser (its coefficients grow without bound); "
+           "use alpha > 0 or alpha='auto'" if alpha == 0.0 else
+           f"L-BFGS stopped after {_LOGISTIC_MAX_ITER} iterations")
+    warnings.warn(f"{what} did not converge at alpha={alpha:.4g}: {why}.",
+                  NotConvergedWarning, stacklevel=4)
 
 
 def fit_layer(params, design, plan, oracle, choice):
@@ -908,14 +923,19 @@ def fit_layer(params, design, plan, oracle, choice):
         alpha, path_fit = _logistic_alpha(params, design, plan, oracle, choice, row_w)
         # the objective's n is the sum of the sample weights (docs of the estimator)
         if weighting.subsets:
-            W, b = _average([logistic(X[r], D.y_idx[r], K, sw[r], alpha,
-                                      n_norm=float(sw[r].sum())) for r in weighting.subsets])
+            fits = [logistic(X[r], D.y_idx[r], K, sw[r], alpha, n_norm=float(sw[r].sum()))
+                    for r in weighting.subsets]
+            W, b = _average(fits)
+            warn_unconverged([f.converged for f in fits], alpha,
+                             "a cross-entropy fit of a downsampled subset")
         elif path_fit is not None:  # the path's fit at that alpha, in the span of the rows
-            W, b = path_fit
+            W, b, converged = path_fit
+            warn_unconverged([converged], alpha)
         else:  # in the span of the rows (where the penalised minimiser lies)
             Xw, basis = oracle.logistic_rows()
             fit = logistic(Xw, D.y_idx, K, row_w, alpha, n_norm=float(sw.sum()))
             W, b = fit.coef if basis is None else basis @ fit.coef, fit.intercept
+            warn_unconverged([fit.converged], alpha)
         sol = oracle.solve(cell_w, choice.alpha_sq)
     cell_mass = np.bincount(D.cell_idx, weights=D.sample_weight, minlength=J) * cell_w
     class_weight = np.bincount(D.cell_class, weights=cell_mass, minlength=K) / D.class_mass

@@ -15,12 +15,15 @@ or from the shell: ``PYTHONWARNINGS="ignore::UserWarning"``.
 
 from __future__ import annotations
 
+from sklearn.exceptions import ConvergenceWarning
+
 __all__ = [
     "LastLayerWarning",
     "SmallClassWarning",
     "UnseenLabelWarning",
     "ZeroTargetWarning",
     "FeatureOutlierWarning",
+    "NotConvergedWarning",
 ]
 
 
@@ -49,3 +52,10 @@ class FeatureOutlierWarning(LastLayerWarning):
     ``OUTLIER_Z`` standard deviations of the other rows). ``alpha="auto"``
     (leave-one-out or GCV) and the data-driven weights can be dominated by that one
     row; a fixed ``alpha`` or clipped / robustly scaled features avoid it."""
+
+
+class NotConvergedWarning(LastLayerWarning, ConvergenceWarning):
+    """A cross-entropy fit of the layer stopped short of its minimiser: L-BFGS ran out
+    of iterations, or ``alpha = 0`` on linearly separable rows, where there is no
+    minimiser (the coefficients grow without bound). The layer is still returned.
+    Also a scikit-learn ``ConvergenceWarning``."""

@@ -443,8 +443,10 @@ def solve_logistic(
     row_weights : array-like of shape (n_samples,)
         Non-negative ``r_i`` (typically ``s_i omega_{y_i}``).
     alpha : float
-        Penalty in ``[0, inf)``; ``alpha = 0`` diverges on separable data (the
-        solver then stops at ``max_iter`` with ``converged=False``).
+        Penalty in ``[0, inf)``. With ``alpha = 0`` on linearly separable rows there
+        is no minimiser (the loss tends to 0 as the coefficients grow): the solver
+        stops where the loss is too flat to measure and returns that point with
+        ``converged=False`` (it puts every weighted row on its class's side).
     max_iter : int, default=1000
     tol : float, default=1e-8
         L-BFGS-B stops when the largest gradient entry (in the preconditioned

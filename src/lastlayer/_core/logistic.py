@@ -18,7 +18,8 @@ from .stats import EPS
 
 __all__ = ["LogisticSolution", "Preconditioner", "alo_cross_entropy", "alo_logits",
            "augment", "exact_loo_cross_entropy", "logistic", "logistic_alpha_path",
-           "logistic_loss_grad", "logsumexp_rows", "preconditioner", "row_space"]
+           "logistic_loss_grad", "logsumexp_rows", "preconditioner", "row_space",
+           "separates"]
 
 
 class LogisticSolution(NamedTuple):
@@ -157,7 +158,24 @@ def logistic(X, y, K, r, alpha, max_iter=1000, tol=1e-8, init=None, n_norm=None,
     b -= b.mean()
     grad_ok = np.max(np.abs(res.jac)) <= max(10 * tol, 1e-7)
     converged = bool(res.status == 0 or (res.status != 1 and grad_ok))
+    if alpha == 0.0 and converged and separates(X, y, r, W, b):
+        # every weighted row on its side: scaling (W, b) up lowers the loss further,
+        # so this point is not a minimiser (there is none); L-BFGS stopped only because
+        # the loss became too flat to measure
+        converged = False
     return LogisticSolution(W, b, int(res.nit), converged, float(res.fun))
+
+
+def separates(X, y, r, W, b):
+    """Whether ``(W, b)`` puts every row of positive weight ``r_i`` strictly on its
+    class's side (its logit above every other): then the unpenalised cross-entropy has
+    no minimiser (its infimum 0 is approached along ``t (W, b)``, ``t -> inf``)."""
+    act = r > 0
+    Z = X[act] @ W + b
+    yi = y[act]
+    true = Z[np.arange(yi.size), yi]
+    Z[np.arange(yi.size), yi] = -np.inf
+    return bool(np.all(true > Z.max(axis=1)))
 
 
 def alo_cross_entropy(Xa, y, r, alpha, n_norm, K, Theta, return_logits=False):
