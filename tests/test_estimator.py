@@ -12,7 +12,6 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from lastlayer import LastLayerClassifier
-from lastlayer.theory import optimal_class_weights
 
 # Checks that cannot pass, with the reason.
 EXPECTED_FAILURES = {

@@ -7,6 +7,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import scipy.linalg
 import pytest
 from threadpoolctl import threadpool_limits
 
@@ -302,3 +303,60 @@ def test_alpha_path_errors():
         alpha_path(stats, np.ones(3), np.eye(4), [1.0])
     with pytest.raises(ValueError, match="'stats' parameter"):
         alpha_path(X, np.ones(4), np.eye(4), [1.0])
+
+
+def test_generalised_eigendecomposition_against_scipy():
+    # the in-place reduction (Cholesky, sygst, MRRR, triangular solve) solves the
+    # same pencil as scipy's sygvd: B_1 V = (B_0 + B_1) V diag(lam), V^T (B_0 + B_1) V = I
+    from lastlayer.paths import _generalised_eigh
+
+    rng = np.random.default_rng(4)
+    p, alpha, n_u = 30, 0.2, np.array([40.0, 6.0])
+    aug = []
+    for rows in (40, 6):  # unit 1 alone is singular (6 rows in 29 dimensions)
+        Z = np.column_stack([rng.normal(size=(rows, p - 1)) + 3.0, np.ones(rows)])
+        aug.append(Z.T @ Z)
+    R = np.diag(np.r_[np.ones(p - 1), 0.0])
+    B0, B1 = aug[0] + alpha * n_u[0] * R, aug[1] + alpha * n_u[1] * R
+    lam, V = _generalised_eigh([a.copy() for a in aug], alpha, n_u)
+    ref = scipy.linalg.eigh(B1, B0 + B1, eigvals_only=True)
+    np.testing.assert_allclose(lam, ref, atol=1e-12)
+    np.testing.assert_allclose(V.T @ (B0 + B1) @ V, np.eye(p), atol=1e-10)
+    np.testing.assert_allclose(B1 @ V, (B0 + B1) @ V * lam, atol=1e-9 * np.abs(B1).max())
+
+
+def test_weight_path_is_freed_without_the_cycle_collector():
+    # the root finder of equal_share_ratio keeps its function in a reference cycle;
+    # that function must not hold the path (its p x p arrays) until a gc pass
+    import gc
+    import weakref
+
+    X, cells, _ = make_problem(7, 200, 10, n_cells=2)
+    stats = sufficient_statistics(X, cells, 2)
+    gc.disable()
+    try:
+        path = TwoUnitWeightPath(stats, [0, 1], np.array([[-1.0], [1.0]]), 0.1)
+        path.equal_share_ratio(target=(0.5, 0.5))
+        ref = weakref.ref(path)
+        del path
+        assert ref() is None
+    finally:
+        gc.enable()
+
+
+def test_symmetric_update_against_numpy():
+    from lastlayer._core.stats import symmetric_update
+
+    rng = np.random.default_rng(5)
+    A = rng.normal(size=(300, 300))
+    C = A @ A.T
+    a, b = rng.normal(size=300), rng.normal(size=300)
+    D = C.copy()
+    symmetric_update(D, -2.5, a)
+    np.testing.assert_allclose(D, C - 2.5 * np.outer(a, a), rtol=0, atol=1e-12 * np.abs(C).max())
+    assert np.array_equal(D, D.T)
+    D = C.copy()
+    symmetric_update(D, 0.7, a, b)
+    np.testing.assert_allclose(D, C + 0.7 * (np.outer(a, b) + np.outer(b, a)), rtol=0,
+                               atol=1e-12 * np.abs(C).max())
+    assert np.array_equal(D, D.T)

@@ -12,7 +12,6 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from threadpoolctl import threadpool_limits
 
 from lastlayer._core.logistic import logistic_loss_grad
-from lastlayer import solvers as S
 from lastlayer.solvers import (
     DEFAULT_RIDGE_ALPHAS,
     LogisticSolution,

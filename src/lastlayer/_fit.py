@@ -669,6 +669,13 @@ class RidgeOracle:
             self.spectra["logistic_rows"] = logistic_row_space(self.features)
         return self.spectra["logistic_rows"]
 
+    def spectral(self, cell_w):
+        """Whether :meth:`loo_alpha` at ``cell_w`` works from their ``d x d``
+        eigendecomposition (kept in ``spectra``): rows in memory, at least as many
+        weighted rows as features, leave-one-out or GCV."""
+        return (self.data.in_memory and self.plan.alpha_criterion in ("loo", "gcv")
+                and self.n_features <= self.n_active(cell_w))
+
     def n_active(self, cell_w):
         """Rows with positive weight at cell weights ``cell_w``."""
         D = self.design
@@ -802,7 +809,8 @@ def select(params, design, plan, oracle, spectrum, rng, score=None, log=None):
         weighting = choose(0.0, alphas=alphas[::5])
         alpha_sq = weighting.alpha
     else:
-        alpha_sq, weighting = _alternate(scheme, design, loo_alpha, alphas, choose)
+        alpha_sq, weighting = _alternate(scheme, design, loo_alpha, alphas, choose,
+                                         oracle.spectral)
         if scheme == "optimal" and weighting.info.get("capped"):
             alpha_sq, weighting = _raise_alpha_until_feasible(alpha_sq, weighting, alphas,
                                                               choose)
@@ -810,17 +818,25 @@ def select(params, design, plan, oracle, spectrum, rng, score=None, log=None):
     return Choice(weighting, alpha_sq, alphas, dim)
 
 
-def _alternate(scheme, design, loo_alpha, alphas, choose):
-    """alpha for the starting weights, weights for that alpha, alpha again if they moved."""
+def _alternate(scheme, design, loo_alpha, alphas, choose, spectral):
+    """alpha for the starting weights, weights for that alpha, alpha again if they moved.
+
+    ``spectral(cell_w)``: whether the leave-one-out at those weights comes from their
+    ``d x d`` eigendecomposition (kept by the oracle); then a weight path the weights
+    were read off is let go before that eigendecomposition is made (the decisions at
+    the weights come from the eigendecomposition): one ``p x p`` array less at once."""
     U, cells = design.unit_names.size, design.unit_of_cell
     start = (np.ones(U) if scheme == "none"
              else normalise_weights(design.target / design.unit_counts, design.unit_counts))
     alpha_sq = loo_alpha(start[cells], alphas)
     weighting = choose(alpha_sq)
     if not np.allclose(weighting.weights, start, rtol=1e-9):
+        if weighting.path is not None and spectral(weighting.weights[cells]):
+            weighting = replace(weighting, path=None)
         alpha2 = loo_alpha(weighting.weights[cells], alphas)
         if alpha2 != alpha_sq:
             alpha_sq = alpha2
+            weighting = None  # its weight path (p x p arrays) is for the old alpha
             weighting = choose(alpha_sq)
     return alpha_sq, weighting
 

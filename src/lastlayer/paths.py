@@ -35,7 +35,14 @@ from scipy.optimize import brentq
 
 from ._core.loo import argmin_prefer_last, gcv_path, loo_from_fit
 from ._core.ridge import RidgeSolution
-from ._core.stats import EPS, cell_squares, noise_tol, weighted_gram, well_conditioned_cholesky
+from ._core.stats import (
+    EPS,
+    cell_squares,
+    noise_tol,
+    symmetric_update,
+    weighted_gram,
+    well_conditioned_cholesky,
+)
 from ._validation import (
     check_alphas,
     check_cell_rows,
@@ -59,29 +66,36 @@ __all__ = ["TwoUnitWeightPath", "alpha_path", "select_alpha_gcv"]
 # --------------------------------------------------------------------------------------
 
 
+def _unit_gram(stats, sel, shift):
+    """The Gram matrix of the rows of the cells ``sel``, shifted by ``shift``."""
+    Gc = weighted_gram(stats, sel.astype(np.float64))  # symmetric, not shifted
+    # G - s shift^T - shift s^T + N shift shift^T = G - (u shift^T + shift u^T),
+    # u = s - N shift / 2: one rank-2 update in place (no d x d temporary)
+    u = stats.sums[sel].sum(axis=0) - 0.5 * stats.weight_sums[sel].sum() * shift
+    return symmetric_update(Gc, -1.0, u, shift)
+
+
 def _unit_moments(stats, unit, T, shift):
-    """Per-unit Gram matrices and sums of the rows shifted by ``shift``, and the
-    right-hand sides ``P_u = sum_{j in u} [m_j - N_j shift; N_j] T_j^T``."""
+    """Sums of the rows shifted by ``shift`` per unit, and the right-hand sides
+    ``P_u = sum_{j in u} [m_j - N_j shift; N_j] T_j^T``."""
     N = stats.weight_sums
     sums_c = stats.sums - N[:, None] * shift  # (J, d) shifted first moments
-    grams_u, sums_u = [], []
-    for u in (0, 1):
-        sel = unit == u
-        Gc = weighted_gram(stats, sel.astype(np.float64))  # shifted and symmetrised
-        s_raw = stats.sums[sel].sum(axis=0)                # in place: no p x p
-        Nu = N[sel].sum()                                  # temporaries but the outers
-        Gc -= np.outer(s_raw, shift)
-        Gc -= np.outer(shift, s_raw)
-        Gc += Nu * np.outer(shift, shift)
-        Gc += Gc.T
-        Gc *= 0.5
-        grams_u.append(Gc)
-        sums_u.append(sums_c[sel].sum(axis=0))
+    sums_u = [sums_c[unit == u].sum(axis=0) for u in (0, 1)]
     rhs_u = [
         np.vstack([sums_c[unit == u].T @ T[unit == u], (N[unit == u] @ T[unit == u])[None, :]])
         for u in (0, 1)
     ]
-    return grams_u, sums_u, rhs_u
+    return sums_u, rhs_u
+
+
+def _augmented(gram, sums, count):
+    """``[[G, s], [s^T, N]]``, written into a new ``(p, p)`` array."""
+    p = gram.shape[0] + 1
+    Gt = np.empty((p, p))
+    Gt[:-1, :-1] = gram
+    Gt[:-1, -1] = Gt[-1, :-1] = sums
+    Gt[-1, -1] = count
+    return Gt
 
 
 def _row_span(C_tot, d, n_rows, alpha):
@@ -101,7 +115,10 @@ def _generalised_eigh(aug, alpha, n_u):
     """``B_1 V = (B_0 + B_1) V diag(lam)`` with ``B_u = G~_u + alpha n_u R``.
 
     ``aug`` (the two augmented unit Grams) is overwritten. Memory: the two matrices
-    and the eigenvectors (``3 p^2`` floats)."""
+    and the eigenvectors (``3 p^2`` floats): the reduction to a standard problem is
+    done here in place (Cholesky ``S = U^T U``, ``C = U^{-T} B_1 U^{-1}``, the MRRR
+    eigensolver, ``V = U^{-1} Z``), where LAPACK's ``sygvd`` would take another
+    ``2 p^2`` of workspace."""
     p = aug[0].shape[0]
     diag = np.arange(p - 1), np.arange(p - 1)  # R: the identity but the intercept
     B1 = aug[1]
@@ -113,17 +130,30 @@ def _generalised_eigh(aug, alpha, n_u):
     for M in (B1, S):
         M *= dsc[:, None]
         M *= dsc[None, :]
-    try:
-        # the transposes are Fortran-ordered, so LAPACK works in their memory (C-ordered
-        # arrays would be copied first); lower=False reads the triangle it read before
-        lam, Vs = scipy.linalg.eigh(B1.T, S.T, lower=False, check_finite=False,
-                                    overwrite_a=True, overwrite_b=True)
-    except np.linalg.LinAlgError:
+    # the transposes are Fortran-ordered, so LAPACK works in their memory (C-ordered
+    # arrays would be copied first); the upper triangle of the transpose is the lower
+    # triangle of the array, the one filled above
+    U, info = scipy.linalg.lapack.dpotrf(S.T, lower=0, clean=0, overwrite_a=1)
+    if info != 0:
         raise ValueError(
             "The equally weighted problem is singular (the weighted Gram matrix of "
-            "the augmented features is not positive definite); use alpha > 0."
-        ) from None
-    return lam, dsc[:, None] * Vs
+            "the augmented features is not positive definite); use alpha > 0.")
+    C, info = scipy.linalg.lapack.dsygst(B1.T, U, itype=1, lower=0, overwrite_a=1)
+    lam, Z = scipy.linalg.eigh(C, lower=False, check_finite=False, overwrite_a=True,
+                               driver="evr")
+    del C
+    Vs = scipy.linalg.blas.dtrsm(1.0, U, Z, side=0, lower=0, trans_a=0, diag=0,
+                                 overwrite_b=1)
+    Vs *= dsc[:, None]
+    return lam, Vs
+
+
+def _unit_leverage(lam, E, rho):
+    """``(L, df)`` of :meth:`TwoUnitWeightPath.leverage` from the path's eigenvalues
+    ``lam`` and ``E = diag(V^T G~_u V)`` (2, p)."""
+    g = 1.0 / (1.0 + (rho - 1.0) * lam)
+    L = np.array([g @ E[0], rho * (g @ E[1])])
+    return L, float(L.sum())
 
 
 class TwoUnitWeightPath:
@@ -220,24 +250,25 @@ class TwoUnitWeightPath:
         # Shift to the overall (sample-weighted) mean: better conditioned, exact.
         shift = stats.sums.sum(axis=0) / self.n
         self._shift = shift
-        grams_u, sums_u, rhs_u = _unit_moments(stats, self._unit, T, shift)
-        basis = _row_span(grams_u[0] + grams_u[1], d, int(stats.n_rows.sum()), self.alpha)
-        self.reduced = basis is not None
-        self._basis = basis
+        sums_u, rhs_u = _unit_moments(stats, self._unit, T, shift)
+        n_rows = int(stats.n_rows.sum())
+        basis = grams_u = None
+        if d + 1 > n_rows or self.alpha == 0.0:  # the rows may not span R^d
+            grams_u = [_unit_gram(stats, self._unit == u, shift) for u in (0, 1)]
+            basis = _row_span(grams_u[0] + grams_u[1], d, n_rows, self.alpha)
         if basis is not None:
             grams_u = [basis.T @ G @ basis for G in grams_u]
             sums_u = [basis.T @ s for s in sums_u]
             rhs_u = [np.vstack([basis.T @ P[:-1], P[-1:]]) for P in rhs_u]
-        self._r = grams_u[0].shape[0]
-        p = self._r + 1
-        aug = []
-        for u in (0, 1):
-            Gt = np.empty((p, p))
-            Gt[:-1, :-1] = grams_u[u]
-            Gt[:-1, -1] = Gt[-1, :-1] = sums_u[u]
-            Gt[-1, -1] = n_u[u]
-            aug.append(Gt)
-        del grams_u
+        if grams_u is not None:
+            aug = [_augmented(grams_u[u], sums_u[u], n_u[u]) for u in (0, 1)]
+            del grams_u
+        else:  # one unit's d x d Gram at a time beside the augmented matrices
+            aug = [_augmented(_unit_gram(stats, self._unit == u, shift), sums_u[u], n_u[u])
+                   for u in (0, 1)]
+        self.reduced = basis is not None
+        self._basis = basis
+        self._r = aug[0].shape[0] - 1
         lam, V = _generalised_eigh(aug, self.alpha, n_u)  # overwrites aug
         del aug
         self.eigenvalues = np.clip(lam, 0.0, 1.0)
@@ -294,10 +325,7 @@ class TwoUnitWeightPath:
         df : float
             ``L_0 + L_1``, the trace of the hat matrix (intercept included).
         """
-        rho = self._check_rho(rho)
-        g = self._gains([rho])[0]
-        L = np.array([g @ self._E[0], rho * (g @ self._E[1])])
-        return L, float(L.sum())
+        return _unit_leverage(self.eigenvalues, self._E, self._check_rho(rho))
 
     def solve(self, rho):
         """The ridge fit at ratio ``rho``, as :func:`lastlayer.solvers.solve_ridge`.
@@ -332,13 +360,16 @@ class TwoUnitWeightPath:
                                                   self._unit.size)
         g = self._gains([rho])[0]
         theta = self._V @ (g[:, None] * (self._Y[0] + rho * self._Y[1]))  # (p, m)
-        M = np.hstack([theta, self._V])  # fit and projections in one product
+        m, p = self._m, self._V.shape[0]
+        # [theta | V]: the fit and the projections in one product, written in dtype
+        M = np.empty((p, m + p), dtype=dtype if self._basis is None else np.float64)
+        M[:, :m], M[:, m:] = theta, self._V
         if self._basis is not None:  # rows -> coordinates of the span, then augmented
-            M_x, M_1 = self._basis @ M[:-1], M[-1]
+            M_x, M_1 = (self._basis @ M[:-1]).astype(dtype, copy=False), M[-1]
         else:
             M_x, M_1 = M[:-1], M[-1]
-        M_x = M_x.astype(dtype, copy=False)
-        shift, m = self._shift.astype(dtype), self._m
+        M_1 = M_1.astype(np.float64)
+        shift = self._shift.astype(dtype)
         rel = np.where(self._unit == 1, rho, 1.0)  # omega_u / c per cell
         out = np.empty((X.shape[0], m))
         step = max(1, (1 << 21) // max(X.shape[1], 1))
@@ -348,8 +379,9 @@ class TwoUnitWeightPath:
                            dtype=np.float64) + M_1
             c = cells[lo:hi]
             Z = P[:, m:]
+            Z *= Z  # in place: the projections are not needed again
             v = sample_weight[lo:hi] * rel[c]
-            out[lo:hi] = loo_from_fit(self._T[c], P[:, :m], v * ((Z * Z) @ g), v)
+            out[lo:hi] = loo_from_fit(self._T[c], P[:, :m], v * (Z @ g), v)
         return out
 
     def _unshift(self, theta):
@@ -445,8 +477,13 @@ class TwoUnitWeightPath:
         cap = check_real(max_leverage, "max_leverage", 0.0, 1.0, closed="neither")
         n_u = self.unit_counts
 
+        lam, E = self.eigenvalues, self._E
+
+        # not a closure over self: scipy's root finders keep the function in a
+        # reference cycle, which would hold this path's p x p arrays until the next
+        # garbage collection
         def excess(t):  # increasing in t = log rho; zero at the water-filled target
-            L, df = self.leverage(float(np.exp(t)))
+            L, df = _unit_leverage(lam, E, float(np.exp(t)))
             a = water_fill_leverage(n_u, p, df, cap)
             return L[1] - n_u[1] * a[1]
 

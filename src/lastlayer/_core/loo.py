@@ -294,9 +294,13 @@ def loo_decisions(X, cells, omega, T, s, alpha, stats, spectrum=None, dtype=np.f
     plan, _ = loo_plan(stats, omega, T, np.array([float(alpha)]), n_active, spectrum)
     F = plan.F[:, 0]
     dtype = np.dtype(dtype)
-    # [W | Qs]: W = Q diag(1 / (lam + alpha n)) Q^T rhs (d, m), then the projections
-    WQ = np.hstack([(plan.Qs * F) @ plan.UtT, plan.Qs]).astype(dtype, copy=False)
-    mu, m = plan.mu.astype(dtype), T.shape[1]
+    m, r = T.shape[1], plan.Qs.shape[1]
+    # [W | Qs] in dtype: W = Q diag(1 / (lam + alpha n)) Q^T rhs (d, m), then the
+    # projections (written in place: no d x r temporaries)
+    WQ = np.empty((plan.Qs.shape[0], m + r), dtype=dtype)
+    WQ[:, :m] = plan.Qs @ (F[:, None] * plan.UtT)
+    WQ[:, m:] = plan.Qs
+    mu = plan.mu.astype(dtype)
     n, d = X.shape
     out = np.empty((n, m))
     step = max(1, WORK_ELEMS // max(d, 1))
@@ -308,7 +312,8 @@ def loo_decisions(X, cells, omega, T, s, alpha, stats, spectrum=None, dtype=np.f
         v = s[lo:hi] * omega[c]
         t = T[c]
         Z = P[:, m:]
-        out[lo:hi] = loo_from_fit(t, plan.tbar + P[:, :m], v / plan.V + v * ((Z * Z) @ F), v)
+        Z *= Z  # in place: the projections are not needed again
+        out[lo:hi] = loo_from_fit(t, plan.tbar + P[:, :m], v / plan.V + v * (Z @ F), v)
     return out
 
 

@@ -51,8 +51,9 @@ RIDGE_SOLVERS = ("auto", "cholesky", "eigh")
 
 
 def solve_cholesky(cen, alpha):
-    """Cholesky of ``C + alpha n I``; None when it fails or is ill-conditioned."""
-    A = cen.C.copy()
+    """Cholesky of ``C + alpha n I``; None when it fails or is ill-conditioned.
+    Works in ``cen.C``'s memory: ``cen.C`` is lost either way."""
+    A = cen.C
     A[np.diag_indices_from(A)] += alpha * cen.n
     c = well_conditioned_cholesky(A, cen.tol, overwrite=True)
     if c is None:
@@ -85,8 +86,9 @@ def ridge(stats, omega, alpha, T, solver="auto"):
     """:func:`lastlayer.solvers.solve_ridge` without the checks."""
     cen = centre_stats(stats, omega, T)
     used = "cholesky" if solver == "auto" else solver
-    out = RIDGE_PATHS[used](cen, alpha)
+    out = RIDGE_PATHS[used](cen, alpha)  # Cholesky overwrites cen.C (one d x d less)
     if out is None:
+        cen = centre_stats(stats, omega, T)
         if solver == "cholesky":
             warnings.warn(
                 "Cholesky factorisation failed or is ill-conditioned (alpha="

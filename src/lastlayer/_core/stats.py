@@ -33,6 +33,7 @@ __all__ = [
     "gram_diagonals",
     "merge",
     "noise_tol",
+    "symmetric_update",
     "one_norm",
     "resolve_precision",
     "row_statistics",
@@ -382,12 +383,25 @@ def centre_stats(stats, omega, T):
     # matrix is the size of X
     C = weighted_gram(stats, omega)
     s_diag = np.abs(np.diag(C)).max()
-    C -= V * np.outer(mu, mu)
-    C += C.T
-    C *= 0.5
+    symmetric_update(C, -V, mu)
     rhs = stats.sums.T @ (omega[:, None] * T) - V * np.outer(mu, tbar)
     scale = max(one_norm(C), s_diag)
     return Centred(C, rhs, mu, tbar, V, n, noise_tol(C.shape[0], scale))
+
+
+def symmetric_update(C, alpha, a, b=None):
+    """``C += alpha a a^T`` (or ``alpha (a b^T + b a^T)``) in place on symmetric
+    ``C`` (d x d, float64, C-ordered), by a BLAS rank-1 (rank-2) update of one
+    triangle then a copy onto the other: no ``d x d`` temporary, and the result is
+    exactly symmetric."""
+    Ct = C.T  # Fortran-ordered view: BLAS updates C's memory
+    if b is None:
+        out = scipy.linalg.blas.dsyr(alpha, a, lower=1, a=Ct, overwrite_a=1)
+    else:
+        out = scipy.linalg.blas.dsyr2(alpha, a, b, lower=1, a=Ct, overwrite_a=1)
+    if not np.shares_memory(out, C):  # not expected: f2py works in place on Ct
+        C[...] = out.T
+    return fill_lower_from_upper(C)  # lower of Ct = upper of C
 
 
 def one_norm(A, block=256):
@@ -416,7 +430,9 @@ def cell_leverage(stats, omega, cen, B):
     g = stats.grams
     if isinstance(g, CellRows):
         return omega * (stats.weight_sums / cen.V + _row_quadratic_sums(g, B, cen.mu))
-    tr_BG = stats.grams.reshape(J, d * d) @ B.ravel()
+    # B is symmetric: its memory in either order is the same vector (no copy of a
+    # Fortran-ordered B)
+    tr_BG = stats.grams.reshape(J, d * d) @ B.ravel(order="K")
     Bmu = B @ cen.mu
     tr = tr_BG - 2.0 * (stats.sums @ Bmu) + stats.weight_sums * (cen.mu @ Bmu)
     return omega * (stats.weight_sums / cen.V + tr)
