@@ -306,8 +306,9 @@ def test_alpha_path_errors():
 
 
 def test_generalised_eigendecomposition_against_scipy():
-    # the in-place reduction (Cholesky, sygst, MRRR, triangular solve) solves the
-    # same pencil as scipy's sygvd: B_1 V = (B_0 + B_1) V diag(lam), V^T (B_0 + B_1) V = I
+    # the in-place reduction (Cholesky, sygst, divide and conquer, triangular solve)
+    # solves the same pencil as scipy's sygvd:
+    # B_1 V = (B_0 + B_1) V diag(lam), V^T (B_0 + B_1) V = I
     from lastlayer.paths import _generalised_eigh
 
     rng = np.random.default_rng(4)

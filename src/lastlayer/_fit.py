@@ -676,6 +676,14 @@ class RidgeOracle:
         return (self.data.in_memory and self.plan.alpha_criterion in ("loo", "gcv")
                 and self.n_features <= self.n_active(cell_w))
 
+    def forget(self, cell_w):
+        """Let go of the eigendecomposition kept for ``cell_w`` (if any) unless it is
+        the first one (the weights every candidate starts from)."""
+        key = ("eigh", _weights_key(cell_w))
+        kept = [k for k in self.spectra if k[0] == "eigh"]
+        if key in kept[1:]:
+            del self.spectra[key]
+
     def n_active(self, cell_w):
         """Rows with positive weight at cell weights ``cell_w``."""
         D = self.design
@@ -809,8 +817,7 @@ def select(params, design, plan, oracle, spectrum, rng, score=None, log=None):
         weighting = choose(0.0, alphas=alphas[::5])
         alpha_sq = weighting.alpha
     else:
-        alpha_sq, weighting = _alternate(scheme, design, loo_alpha, alphas, choose,
-                                         oracle.spectral)
+        alpha_sq, weighting = _alternate(scheme, design, loo_alpha, alphas, choose, oracle)
         if scheme == "optimal" and weighting.info.get("capped"):
             alpha_sq, weighting = _raise_alpha_until_feasible(alpha_sq, weighting, alphas,
                                                               choose)
@@ -818,25 +825,31 @@ def select(params, design, plan, oracle, spectrum, rng, score=None, log=None):
     return Choice(weighting, alpha_sq, alphas, dim)
 
 
-def _alternate(scheme, design, loo_alpha, alphas, choose, spectral):
+def _alternate(scheme, design, loo_alpha, alphas, choose, oracle):
     """alpha for the starting weights, weights for that alpha, alpha again if they moved.
 
-    ``spectral(cell_w)``: whether the leave-one-out at those weights comes from their
-    ``d x d`` eigendecomposition (kept by the oracle); then a weight path the weights
-    were read off is let go before that eigendecomposition is made (the decisions at
-    the weights come from the eigendecomposition): one ``p x p`` array less at once."""
+    Memory: where the leave-one-out at the new weights comes from their ``d x d``
+    eigendecomposition (``oracle.spectral``), the weight path they were read off is let
+    go before that eigendecomposition is made (the decisions at those weights come from
+    it); when alpha then moves, weights read off a path move with it, and that
+    eigendecomposition is let go before the next path is built (no candidate has those
+    weights)."""
     U, cells = design.unit_names.size, design.unit_of_cell
     start = (np.ones(U) if scheme == "none"
              else normalise_weights(design.target / design.unit_counts, design.unit_counts))
     alpha_sq = loo_alpha(start[cells], alphas)
     weighting = choose(alpha_sq)
     if not np.allclose(weighting.weights, start, rtol=1e-9):
-        if weighting.path is not None and spectral(weighting.weights[cells]):
+        moved = weighting.weights[cells]
+        on_path = weighting.path is not None  # weights read off a path move with alpha
+        if on_path and oracle.spectral(moved):
             weighting = replace(weighting, path=None)
-        alpha2 = loo_alpha(weighting.weights[cells], alphas)
+        alpha2 = loo_alpha(moved, alphas)
         if alpha2 != alpha_sq:
             alpha_sq = alpha2
             weighting = None  # its weight path (p x p arrays) is for the old alpha
+            if on_path:
+                oracle.forget(moved)
             weighting = choose(alpha_sq)
     return alpha_sq, weighting
 
