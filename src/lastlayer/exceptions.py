@@ -55,7 +55,8 @@ class FeatureOutlierWarning(LastLayerWarning):
 
 
 class NotConvergedWarning(LastLayerWarning, ConvergenceWarning):
-    """A cross-entropy fit of the layer stopped short of its minimiser: L-BFGS ran out
-    of iterations, or ``alpha = 0`` on linearly separable rows, where there is no
-    minimiser (the coefficients grow without bound). The layer is still returned.
-    Also a scikit-learn ``ConvergenceWarning``."""
+    """An iterative step stopped short: a cross-entropy fit of the layer (L-BFGS ran
+    out of iterations, or ``alpha = 0`` on linearly separable rows, where there is no
+    minimiser: the coefficients grow without bound), or the fixed point of the
+    ``optimal`` weights with more than two units. The layer is still returned. Also a
+    scikit-learn ``ConvergenceWarning``."""

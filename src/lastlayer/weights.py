@@ -15,6 +15,7 @@ entry point, :func:`compute_weighting`, which normalises every form of the
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -23,6 +24,7 @@ import numpy as np
 from ._core.stats import gram_diagonals
 from ._validation import check_real, check_unit_values
 from .dimension import DIMENSIONS, SPECTRAL_DIMENSIONS
+from .exceptions import NotConvergedWarning
 from .theory import optimal_class_weights, water_fill_leverage
 
 __all__ = [
@@ -286,8 +288,14 @@ def weighting_optimal(problem, max_leverage=0.95, tol=1e-6, max_iter=100, method
     Iteration: from the current leverages ``a_u = L_u / n_u`` read off
     ``k_u = a_u / ((1 - a_u) omega_u)`` (the fixed point's ``k``, one per unit for
     general covariance) and set ``omega_u = a*_u / ((1 - a*_u) k_u)`` with
-    ``a*_u = df p*_u / n_u``; rescale to mean one; repeat. Converges in a few steps
-    because ``k_u`` moves slowly with the weights.
+    ``a*_u = df p*_u / n_u``; rescale to mean one; repeat until the largest gap
+    ``|a_u - a*_u|`` is below ``tol`` (usually 8-20 steps). Where a step does not
+    lower that gap the full step overshoots, and the step in log weights is halved
+    from then on (undamped, the iteration cycled between two points for ever on 6 of
+    10 draws of the selection suite's dominoes task at n = 100 and 8 of 10 of its
+    frozen 10-class long tail at n = 100, returning whichever point the last
+    iteration reached). ``info["converged"]`` says whether the gap reached ``tol``;
+    if it did not in ``max_iter`` steps, a :class:`NotConvergedWarning` says so.
 
     Infeasible case (``n_u <= df p*_u`` for some u; ridgeless, no finite weights
     equalise): the target leverages are water-filled
@@ -312,28 +320,43 @@ def weighting_optimal(problem, max_leverage=0.95, tol=1e-6, max_iter=100, method
     # Start from the closed form with the raw dimension (exact for isotropic features).
     w = weighting_optimal_theory(problem, dim="d", max_leverage=max_leverage).weights
     history = []
+    step = 1.0  # damping: the fraction of the step taken (in log weights)
+    pos = p > 0  # a unit of target 0 keeps weight 0 (its k_u is not needed)
     for it in range(1, max_iter + 1):
         cell_lev, df = problem.leverage(w[cells])
         L = np.bincount(cells, weights=cell_lev, minlength=n_u.size)
         a_target = water_fill_leverage(n_u, p, df, cap)
         gap = float(np.max(np.abs(L / n_u - a_target)))
+        if history and gap >= history[-1]:
+            # not contracting: the full step overshoots (it can cycle between two
+            # points for ever); halve the step taken in log weights from now on
+            # (lengthening it again when the gap falls brought the cycles back)
+            step = max(step / 2.0, 1.0 / 64.0)
         history.append(gap)
         if gap < tol:
             break
         a = np.clip(L / n_u, 1e-12, 1.0 - 1e-12)
-        pos = p > 0  # a unit of target 0 keeps weight 0 (its k_u is not needed)
         k_u = np.ones_like(a)
         k_u[pos] = a[pos] / ((1.0 - a[pos]) * w[pos])
         w_new = np.where(pos, a_target / ((1.0 - a_target) * k_u), 0.0)
+        if step < 1.0:
+            w_new[pos] = w[pos] ** (1.0 - step) * w_new[pos] ** step
         w_new = normalise_weights(w_new, n_u)
         if np.allclose(w_new, w, rtol=1e-13, atol=0):
             break
         w = w_new
-    pos = p > 0
     feasible = bool(np.all(n_u[pos] > df * p[pos]))
     capped = bool(np.any(np.isclose(a_target, cap)))
+    converged = bool(history[-1] < tol)
     info = {"iterations": it, "leverage_gap": history[-1], "shares": (L / df).tolist(),
-            "capped": capped}
+            "capped": capped, "converged": converged}
+    if not converged:
+        warnings.warn(
+            f"The 'optimal' weights did not converge in {it} iterations at "
+            f"alpha={problem.alpha:.4g}: "
+            f"the units' average leverages are up to {history[-1]:.3g} from their "
+            f"targets (tolerance {tol:g}). The weights of the last iteration are used.",
+            NotConvergedWarning, stacklevel=2)
     if capped:
         info["message"] = (
             ("No finite weights give every unit its share" if not feasible else
