@@ -27,5 +27,5 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = ["FeatureOutlierWarning", "LastLayerClassifier", "LastLayerWarning",
-           "NotConvergedWarning", "SmallClassWarning", "UnseenLabelWarning", "WEIGHTINGS", "ZeroTargetWarning",
-           "__version__", "binary_errors", "optimal_class_weights"]
+           "NotConvergedWarning", "SmallClassWarning", "UnseenLabelWarning", "WEIGHTINGS",
+           "ZeroTargetWarning", "__version__", "binary_errors", "optimal_class_weights"]

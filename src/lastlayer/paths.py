@@ -369,10 +369,10 @@ class TwoUnitWeightPath:
         M = np.empty((p, m + p), dtype=dtype if self._basis is None else np.float64)
         M[:, :m], M[:, m:] = theta, self._V
         if self._basis is not None:  # rows -> coordinates of the span, then augmented
-            M_x, M_1 = (self._basis @ M[:-1]).astype(dtype, copy=False), M[-1]
+            M_x = (self._basis @ M[:-1]).astype(dtype, copy=False)
         else:
-            M_x, M_1 = M[:-1], M[-1]
-        M_1 = M_1.astype(np.float64)
+            M_x = M[:-1]
+        M_1 = np.concatenate([theta[-1], self._V[-1]])  # the intercept row, in float64
         shift = self._shift.astype(dtype)
         rel = np.where(self._unit == 1, rho, 1.0)  # omega_u / c per cell
         out = np.empty((X.shape[0], m))

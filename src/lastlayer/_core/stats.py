@@ -33,10 +33,10 @@ __all__ = [
     "gram_diagonals",
     "merge",
     "noise_tol",
-    "symmetric_update",
     "one_norm",
     "resolve_precision",
     "row_statistics",
+    "symmetric_update",
     "weighted_gram",
     "well_conditioned_cholesky",
 ]
