@@ -96,10 +96,7 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         cross-entropy for logistic loss. Weights and alpha are chosen in two
         alternating rounds (alpha for the weights, weights for the alpha).
     target : dict or array-like, default=None
-        Target mixture over classes (or groups); default uniform (balanced).
-        Non-negative shares, normalised to sum to one (``[1, 3]`` and
-        ``[0.25, 0.75]`` are the same target); a share of 0 warns
-        (:class:`lastlayer.exceptions.ZeroTargetWarning`).
+        Target mixture over classes (or groups), normalised to sum to one; default uniform.
     metric : {"worst", "balanced", "target"}, default="worst"
         What the selection maximises: the worst unit's, the mean or the
         ``target``-weighted leave-one-out accuracy.
