@@ -651,7 +651,7 @@ class RidgeOracle:
             # one d x d eigendecomposition from the statistics, then the rows in
             # blocks: no n x d float64 copy, O(n d^2) once and O(n d) per alpha
             lplan, _ = loo_plan(self.stats, cell_w, T, alphas, n_active,
-                                self.loo_spectrum(cell_w))
+                                self.loo_spectrum(cell_w), X.dtype)
             sq, bad = loo_partial(X, D.cell_idx, D.sample_weight, lplan, X.dtype)
             loo = sq / lplan.V
             loo[bad] = np.inf

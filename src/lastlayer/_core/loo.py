@@ -168,15 +168,18 @@ def loo_spectrum(stats, omega, T, n_active, full=None):
     return LooSpectrum(cen, lam[first:], Q[:, first:])  # views, no copy of Q
 
 
-def loo_plan(stats, omega, T, alphas, n_active, spectrum=None):
+def loo_plan(stats, omega, T, alphas, n_active, spectrum=None, dtype=np.float64):
     """The :class:`LooPlan` of an alpha grid and the degrees of freedom along it;
-    ``spectrum`` (:func:`loo_spectrum` of the same weights) saves the factorisation."""
+    ``spectrum`` (:func:`loo_spectrum` of the same weights) saves the factorisation.
+    ``Qs`` is written in ``dtype`` (the dtype the rows will be projected in: the
+    float64 quotient rounded once, no float64 ``d x r`` copy beside it)."""
     cen, lam, Q = spectrum if spectrum is not None else loo_spectrum(stats, omega, T,
                                                                     n_active)
     sq = np.sqrt(lam)
     UtT = (Q.T @ cen.rhs) / sq[:, None]
     F = lam[:, None] / (lam[:, None] + alphas[None, :] * cen.n)
-    return LooPlan(Q / sq, cen.mu, cen.tbar, T, omega, cen.V, UtT, F), 1.0 + F.sum(axis=0)
+    Qs = np.divide(Q, sq, out=np.empty(Q.shape, dtype=dtype), casting="same_kind")
+    return LooPlan(Qs, cen.mu, cen.tbar, T, omega, cen.V, UtT, F), 1.0 + F.sum(axis=0)
 
 
 def loo_partial(X, cells, s, plan, dtype=np.float64):
@@ -278,8 +281,8 @@ def loo_from_fit(t, fit, h, v):
 
 def loo_decisions(X, cells, omega, T, s, alpha, stats, spectrum=None, dtype=np.float64):
     """Exact leave-one-out decisions ``t_i - e_i / (1 - h_ii)`` (n, m) of the ridge at
-    one ``alpha`` when ``d <=`` the weighted rows, from :func:`loo_plan` and the rows
-    in blocks.
+    one ``alpha`` when ``d <=`` the weighted rows, from the eigendecomposition of
+    :func:`loo_spectrum` and the rows in blocks.
 
     The same quantity as :func:`loo_path` with ``return_decision`` (the same spectrum
     truncation), without an ``n x d`` float64 copy of the rows: each block is centred
@@ -291,16 +294,20 @@ def loo_decisions(X, cells, omega, T, s, alpha, stats, spectrum=None, dtype=np.f
     ``h_ii`` numerically one get ``inf``. Cost ``O(n d (d + m))``.
     """
     n_active = int(np.count_nonzero(s * omega[cells] > 0))
-    plan, _ = loo_plan(stats, omega, T, np.array([float(alpha)]), n_active, spectrum)
-    F = plan.F[:, 0]
     dtype = np.dtype(dtype)
-    m, r = T.shape[1], plan.Qs.shape[1]
+    cen, lam, Q = spectrum if spectrum is not None else loo_spectrum(stats, omega, T,
+                                                                    n_active)
+    # loo_plan's quantities at one alpha, with Q diag(lam)^{-1/2} written straight into
     # [W | Qs] in dtype: W = Q diag(1 / (lam + alpha n)) Q^T rhs (d, m), then the
-    # projections (written in place: no d x r temporaries)
-    WQ = np.empty((plan.Qs.shape[0], m + r), dtype=dtype)
-    WQ[:, :m] = plan.Qs @ (F[:, None] * plan.UtT)
-    WQ[:, m:] = plan.Qs
-    mu = plan.mu.astype(dtype)
+    # projections (no d x r temporaries)
+    sq = np.sqrt(lam)
+    F = lam / (lam + float(alpha) * cen.n)
+    UtT = (Q.T @ cen.rhs) / sq[:, None]
+    m, r = T.shape[1], Q.shape[1]
+    WQ = np.empty((Q.shape[0], m + r), dtype=dtype)
+    WQ[:, :m] = Q @ ((F / sq)[:, None] * UtT)
+    np.divide(Q, sq, out=WQ[:, m:], casting="same_kind")
+    mu = cen.mu.astype(dtype)
     n, d = X.shape
     out = np.empty((n, m))
     step = max(1, WORK_ELEMS // max(d, 1))
@@ -313,7 +320,7 @@ def loo_decisions(X, cells, omega, T, s, alpha, stats, spectrum=None, dtype=np.f
         t = T[c]
         Z = P[:, m:]
         Z *= Z  # in place: the projections are not needed again
-        out[lo:hi] = loo_from_fit(t, plan.tbar + P[:, :m], v / plan.V + v * (Z @ F), v)
+        out[lo:hi] = loo_from_fit(t, cen.tbar + P[:, :m], v / cen.V + v * (Z @ F), v)
     return out
 
 
