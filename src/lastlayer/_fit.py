@@ -901,8 +901,8 @@ def _average(fits):
 
 
 def _logistic_alpha(params, design, plan, oracle, choice, row_w):
-    """The cross-entropy alpha, and the ALO path's fit ``(W, b)`` at it (the final
-    fit: the same problem, already solved) when a path chose it, else None."""
+    """The cross-entropy alpha, and the ALO path's fit ``(W, b, converged)`` at it (the
+    final fit: the same problem, already solved) when a path chose it, else None."""
     if plan.logistic_alpha == "fixed":
         return float(params["alpha"]), None
     if plan.logistic_alpha == "tuned" and choice.weighting.alpha is not None:

@@ -152,10 +152,15 @@ def _generalised_eigh(aug, alpha, n_u):
     return lam, Vs
 
 
+def _gains(lam, rhos):
+    """``1 / (1 + (rho - 1) lam)`` of shape (n_rhos, p) for the path's eigenvalues."""
+    return 1.0 / (1.0 + (np.asarray(rhos)[:, None] - 1.0) * lam[None, :])
+
+
 def _unit_leverage(lam, E, rho):
     """``(L, df)`` of :meth:`TwoUnitWeightPath.leverage` from the path's eigenvalues
     ``lam`` and ``E = diag(V^T G~_u V)`` (2, p)."""
-    g = 1.0 / (1.0 + (rho - 1.0) * lam)
+    g = _gains(lam, [rho])[0]
     L = np.array([g @ E[0], rho * (g @ E[1])])
     return L, float(L.sum())
 
@@ -290,10 +295,6 @@ class TwoUnitWeightPath:
     def _check_rho(self, rho):
         return check_real(rho, "rho", low=0, closed="neither")
 
-    def _gains(self, rhos):
-        """``1 / (1 + (rho - 1) lam)`` of shape (n_rhos, p)."""
-        return 1.0 / (1.0 + (np.asarray(rhos)[:, None] - 1.0) * self.eigenvalues[None, :])
-
     def unit_weights(self, rho):
         """Loss weights ``c (1, rho)`` of the two units, mean one over samples."""
         rho = self._check_rho(rho)
@@ -341,7 +342,7 @@ class TwoUnitWeightPath:
             ``solver="two_unit_path"``.
         """
         rho = self._check_rho(rho)
-        g = self._gains([rho])[0]
+        g = _gains(self.eigenvalues, [rho])[0]
         theta = self._V @ (g[:, None] * (self._Y[0] + rho * self._Y[1]))
         W, b = self._unshift(theta)
         lev = np.where(self._unit == 1, rho, 1.0) * (self._cell_diagonals() @ g)
@@ -362,7 +363,7 @@ class TwoUnitWeightPath:
         rho = self._check_rho(rho)
         X, cells, sample_weight = check_cell_rows(X, cells, sample_weight, self._d,
                                                   self._unit.size)
-        g = self._gains([rho])[0]
+        g = _gains(self.eigenvalues, [rho])[0]
         theta = self._V @ (g[:, None] * (self._Y[0] + rho * self._Y[1]))  # (p, m)
         m, p = self._m, self._V.shape[0]
         # [theta | V]: the fit and the projections in one product, written in dtype
@@ -417,7 +418,7 @@ class TwoUnitWeightPath:
             ``"intercept"`` (L, m).
         """
         rhos = check_rhos(rhos)
-        G = self._gains(rhos)
+        G = _gains(self.eigenvalues, rhos)
         L = np.column_stack([G @ self._E[0], rhos * (G @ self._E[1])])
         df = L.sum(axis=1)
         c = self.n / (self.unit_counts[0] + rhos * self.unit_counts[1])

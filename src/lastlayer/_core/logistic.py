@@ -14,7 +14,7 @@ import scipy.linalg
 from scipy.optimize import minimize
 
 from .loo import argmin_prefer_last
-from .stats import EPS
+from .stats import EPS, fill_lower_from_upper
 
 __all__ = ["LogisticSolution", "Preconditioner", "alo_cross_entropy", "alo_logits",
            "augment", "exact_loo_cross_entropy", "logistic", "logistic_alpha_path",
@@ -258,7 +258,7 @@ def _hat_blocks(Xa, r, Lr, alpha, n_norm):
     if info == 0:
         Hinv, info = scipy.linalg.lapack.dpotri(c, lower=0)
     if info == 0:
-        Hinv = np.triu(Hinv) + np.triu(Hinv, 1).T
+        Hinv = fill_lower_from_upper(Hinv)
     else:  # saturated probabilities: fall back to the pseudo-inverse
         Hinv = np.linalg.pinv(H, hermitian=True)
     Hinv = Hinv.reshape(p1, k1, p1, k1)

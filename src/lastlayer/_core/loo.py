@@ -168,6 +168,14 @@ def loo_spectrum(stats, omega, T, n_active, full=None):
     return LooSpectrum(cen, lam[first:], Q[:, first:])  # views, no copy of Q
 
 
+def _shrinkage(cen, lam, Q, alphas):
+    """``sqrt(lam)``, ``U^T T~ = diag(lam)^{-1/2} Q^T rhs`` (r, m) and the shrinkage
+    factors ``lam / (lam + alpha n)`` (r, L) of an eigendecomposition."""
+    sq = np.sqrt(lam)
+    UtT = (Q.T @ cen.rhs) / sq[:, None]
+    return sq, UtT, lam[:, None] / (lam[:, None] + alphas[None, :] * cen.n)
+
+
 def loo_plan(stats, omega, T, alphas, n_active, spectrum=None, dtype=np.float64):
     """The :class:`LooPlan` of an alpha grid and the degrees of freedom along it;
     ``spectrum`` (:func:`loo_spectrum` of the same weights) saves the factorisation.
@@ -175,9 +183,7 @@ def loo_plan(stats, omega, T, alphas, n_active, spectrum=None, dtype=np.float64)
     float64 quotient rounded once, no float64 ``d x r`` copy beside it)."""
     cen, lam, Q = spectrum if spectrum is not None else loo_spectrum(stats, omega, T,
                                                                     n_active)
-    sq = np.sqrt(lam)
-    UtT = (Q.T @ cen.rhs) / sq[:, None]
-    F = lam[:, None] / (lam[:, None] + alphas[None, :] * cen.n)
+    sq, UtT, F = _shrinkage(cen, lam, Q, alphas)
     Qs = np.divide(Q, sq, out=np.empty(Q.shape, dtype=dtype), casting="same_kind")
     return LooPlan(Qs, cen.mu, cen.tbar, T, omega, cen.V, UtT, F), 1.0 + F.sum(axis=0)
 
@@ -300,9 +306,8 @@ def loo_decisions(X, cells, omega, T, s, alpha, stats, spectrum=None, dtype=np.f
     # loo_plan's quantities at one alpha, with Q diag(lam)^{-1/2} written straight into
     # [W | Qs] in dtype: W = Q diag(1 / (lam + alpha n)) Q^T rhs (d, m), then the
     # projections (no d x r temporaries)
-    sq = np.sqrt(lam)
-    F = lam / (lam + float(alpha) * cen.n)
-    UtT = (Q.T @ cen.rhs) / sq[:, None]
+    sq, UtT, F = _shrinkage(cen, lam, Q, np.array([float(alpha)]))
+    F = F[:, 0]
     m, r = T.shape[1], Q.shape[1]
     WQ = np.empty((Q.shape[0], m + r), dtype=dtype)
     WQ[:, :m] = Q @ ((F / sq)[:, None] * UtT)

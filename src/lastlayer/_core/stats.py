@@ -174,20 +174,13 @@ class StatsAccumulator:
                 # one rank-2 update c w^T + w c^T of the lower triangle, w = m + N c / 2
                 w = sums[j] + 0.5 * N[j] * c
                 syr2(1.0, c, w, a=grams[j].T, lower=0, overwrite_a=1)
-            _symmetrise_lower(grams[j])
+            fill_lower_from_upper(grams[j].T)  # the accumulated lower triangle, up
         if shifted:
             sums += N[:, None] * c
         if not (np.all(np.isfinite(sums)) and np.all(np.isfinite(grams))):
             raise ValueError("The 'X' parameter must be finite. Got NaN or inf values (or "
                              "values whose squares overflow).")
         return SufficientStats(self.weight_sums, self.n_rows, sums, grams)
-
-
-def _symmetrise_lower(G):
-    """Fill the upper triangle of square ``G`` from its lower one, in place (the
-    accumulators leave the strict upper triangle zero: ``G += G^T``, halve the diagonal)."""
-    G += G.T
-    G[np.diag_indices_from(G)] *= 0.5
 
 
 def accumulate(X, cells, n_cells, sw, chunk_size, precision):
