@@ -109,6 +109,20 @@ def make_data(n, d, mean_norm, seed, n_test_per_class=1000, spectrum="isotropic"
     return rows(y), y, rows(y_test), y_test
 
 
+#: The choices of ``--cell-grams`` (here and in ``profile_fit.py``).
+CELL_GRAMS = ("auto", "packed", "dense", "rows")
+
+
+def force_cell_grams(fit_module, layout):
+    """Force the plan's per-cell Gram layout (``"auto"``: leave the library's rule):
+    its thresholds at 0 force rows, at infinity the arrays, packed or not."""
+    if layout == "auto":
+        return
+    fit_module.CELL_ROWS_RATIO = 0 if layout == "rows" else float("inf")
+    fit_module.CELL_ROWS_MIN_CELLS = 0
+    fit_module.CELL_GRAMS_PACKED = layout != "dense"
+
+
 def add_task_args(ap, n=2500, d=1024):
     """``--n``, ``--d``, ``--classes`` and ``--seed`` of the one-size scripts that reuse
     :func:`make_data` (``logistic_iterations.py``, ``profile_fit.py``)."""
@@ -337,10 +351,11 @@ def main(argv=None):
     ap.add_argument("--no-warmup", action="store_true",
                     help="time from the first fit (default: one untimed warm-up fit)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--cell-grams", choices=("auto", "dense", "rows"), default="auto",
+    ap.add_argument("--cell-grams", choices=CELL_GRAMS, default="auto",
                     help="how lastlayer holds the per-cell Gram matrices (plan_['cell_grams']): "
-                         "'auto' as the library decides; 'dense' (J d x d arrays, the layout "
-                         "before December 2026) or 'rows' forced, for before/after timings")
+                         "'auto' as the library decides; 'packed' (J packed lower triangles), "
+                         "'dense' (J d x d arrays, the in-memory layout before December 2026) "
+                         "or 'rows' forced, for before/after timings")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                  "results", "perf_fit.json"),
                     help="JSON output path (default benchmarks/results/perf_fit.json; "
@@ -354,9 +369,7 @@ def main(argv=None):
     import sklearn
     from lastlayer import _fit
 
-    if args.cell_grams != "auto":  # the plan's threshold: 0 forces rows, huge forces dense
-        _fit.CELL_ROWS_RATIO = 0 if args.cell_grams == "rows" else float("inf")
-        _fit.CELL_ROWS_MIN_CELLS = 0
+    force_cell_grams(_fit, args.cell_grams)
 
     print(f"perf_fit: {args.classes} classes, priors {np.round(priors(args.classes), 4).tolist()[:8]}, {args.dtype} "
           f"{args.spectrum} features, repeats={args.repeats} (medians), threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")

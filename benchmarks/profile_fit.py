@@ -33,16 +33,14 @@ def main(argv=None):
     ap.add_argument("--params", default="",
                     help="estimator parameters as Python keyword arguments, "
                          "e.g. \"loss='logistic'\" (default: the default estimator)")
-    ap.add_argument("--cell-grams", choices=("auto", "dense", "rows"), default="auto",
+    ap.add_argument("--cell-grams", choices=perf_fit.CELL_GRAMS, default="auto",
                     help="force the per-cell Gram layout (as in perf_fit.py)")
     ap.add_argument("--top", type=int, default=14, help="functions listed")
     args = ap.parse_args(argv)
 
     from lastlayer import LastLayerClassifier, _fit
 
-    if args.cell_grams != "auto":
-        _fit.CELL_ROWS_RATIO = 0 if args.cell_grams == "rows" else float("inf")
-        _fit.CELL_ROWS_MIN_CELLS = 0
+    perf_fit.force_cell_grams(_fit, args.cell_grams)
     params = eval(f"dict({args.params})", {})  # a benchmark's own command line
     X, y = perf_fit.task_data(args, np.float32)
     warnings.simplefilter("ignore")

@@ -224,49 +224,105 @@ def test_cell_rows_equal_the_dense_gram_matrices(precision, tol, weighted, n):
     assert rel(gram_diagonals(rows), np.einsum("jii->ji", dense.grams)) < 1e-12
 
 
+#: The in-memory layouts of the per-cell Gram matrices (the plan's "cell_grams").
+LAYOUTS = ("rows", "packed", "dense")
+
+
+def force_layout(monkeypatch, layout):
+    from lastlayer import _fit
+
+    monkeypatch.setattr(_fit, "CELL_ROWS_RATIO", 0 if layout == "rows" else 10**9)
+    monkeypatch.setattr(_fit, "CELL_ROWS_MIN_CELLS", 0)
+    monkeypatch.setattr(_fit, "CELL_GRAMS_PACKED", layout == "packed")
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("chunk", [65536, 70])  # one chunk, or cells spread over chunks
+def test_packed_statistics_equal_the_dense_ones(precision, weighted, chunk):
+    # the packed accumulation gives every Gram entry bitwise (the same ?syrk blocks in
+    # the same order); each reader against the J d x d arrays, and against numpy by hand
+    from lastlayer._core.stats import (cell_leverage, cell_squares, gram_diagonals,
+                                       packed_statistics, weighted_gram)
+
+    J, d = 5, 23
+    X, cells, s, omega, T = problem(11, 400, d, J=J, zero_weights=True)
+    s = s if weighted else None
+    X = X.astype(np.float32) if precision == "float32" else X
+    dense = accumulate(X, cells, J, s, chunk, precision)
+    packed = packed_statistics(X, cells, J, s, chunk, precision)
+    g = packed.grams
+    assert g.shape == dense.grams.shape and g.values.shape == (J, d * (d + 1) // 2)
+    np.testing.assert_array_equal(np.stack([g.matrix(v) for v in g.values]), dense.grams)
+    for a, b in zip(packed[:3], dense[:3]):
+        np.testing.assert_array_equal(a, b)
+    # the statistics themselves, by hand
+    w = np.ones(len(X)) if s is None else s
+    Xd = X.astype(np.float64)
+    ref = np.stack([(w[cells == j, None] * Xd[cells == j]).T @ Xd[cells == j] for j in range(J)])
+    assert rel(dense.grams, ref) < (1e-13 if precision == "float64" else 1e-6)
+    assert rel(weighted_gram(packed, omega), np.tensordot(omega, ref, axes=1)) < (
+        1e-13 if precision == "float64" else 1e-6)
+    cen = centre_stats(dense, omega, T)
+    B = np.linalg.inv(cen.C + 0.1 * cen.n * np.eye(d))
+    assert rel(cell_leverage(packed, omega, cen, B), cell_leverage(dense, omega, cen, B)) < 1e-12
+    Xc = Xd - cen.mu
+    trace = np.array([np.einsum("i,ia,ab,ib->", w[cells == j], Xc[cells == j], B, Xc[cells == j])
+                      for j in range(J)])
+    by_hand = omega * (dense.weight_sums / cen.V + trace)
+    assert rel(cell_leverage(packed, omega, cen, B), by_hand) < (
+        1e-11 if precision == "float64" else 1e-5)
+    rng = np.random.default_rng(1)
+    Q, q0 = rng.normal(size=(d, 4)), rng.normal(size=4)
+    Y = Xc @ Q + q0
+    ref_sq = np.stack([(w[cells == j, None] * Y[cells == j] ** 2).sum(axis=0) for j in range(J)])
+    tol = 1e-10 if precision == "float64" else 1e-5
+    assert rel(cell_squares(packed, cen.mu, Q, q0), ref_sq) < tol
+    assert rel(cell_squares(dense, cen.mu, Q, q0), ref_sq) < tol
+    np.testing.assert_array_equal(gram_diagonals(packed), gram_diagonals(dense))
+
+
 @pytest.mark.parametrize("n, d, K, groups, dtype", [
     (400, 30, 12, False, np.float64),   # K > 2 optimal iteration, n > d
     (90, 120, 5, False, np.float64),    # n < d: the row space's coordinates as rows
     (300, 20, 2, True, np.float64),     # two units of several cells: the weight path
     (600, 24, 16, False, np.float32),   # float32 products
 ])
-def test_fits_with_cells_as_rows_equal_dense_fits(monkeypatch, n, d, K, groups, dtype):
-    # the plan's cell_grams "rows" against "dense" on the same data: the default
-    # (selection) and the old default, same choices and coefficients
+def test_fits_with_cells_as_rows_or_packed_equal_dense_fits(monkeypatch, n, d, K, groups, dtype):
+    # the plan's cell_grams "rows" and "packed" against "dense" on the same data: the
+    # default (selection) and the old default, same choices and coefficients
     from lastlayer import LastLayerClassifier
-    from lastlayer import _fit
 
     rng = np.random.default_rng(n + K)
     y = rng.choice(K, size=n, p=np.r_[0.4, np.full(K - 1, 0.6 / (K - 1))])
     X = (rng.normal(size=(n, d)) + 0.8 * np.eye(K, d)[y] * np.sqrt(d) / 3 + 2.0).astype(dtype)
     g = rng.integers(0, 4, n) if groups else None
     fits = {}
-    for layout, ratio in (("rows", 0), ("dense", 10**9)):
-        monkeypatch.setattr(_fit, "CELL_ROWS_RATIO", ratio)
-        monkeypatch.setattr(_fit, "CELL_ROWS_MIN_CELLS", 0)
+    for layout in LAYOUTS:
+        force_layout(monkeypatch, layout)
         for weighting in ("auto", "optimal"):
             m = LastLayerClassifier(weighting=weighting,
                                     loss="auto" if weighting == "auto" else "square")
             fits[layout, weighting] = m.fit(X, y, groups=g)
             assert m.plan_["cell_grams"] == layout
-    tol = 1e-8 if dtype == np.float64 else 2e-3
-    for weighting in ("auto", "optimal"):
-        a, b = fits["rows", weighting], fits["dense", weighting]
-        assert a.weighting_ == b.weighting_ and a.loss_ == b.loss_
-        assert a.alpha_ == pytest.approx(b.alpha_, rel=tol)
-        assert rel(a.class_weight_, b.class_weight_) < tol
-        assert rel(a.coef_, b.coef_) < tol
-        assert rel(a.intercept_, b.intercept_) < tol
+    for layout, tol in (("rows", 1e-8 if dtype == np.float64 else 2e-3), ("packed", 1e-10)):
+        for weighting in ("auto", "optimal"):
+            a, b = fits[layout, weighting], fits["dense", weighting]
+            assert a.weighting_ == b.weighting_ and a.loss_ == b.loss_
+            assert a.alpha_ == pytest.approx(b.alpha_, rel=tol)
+            assert rel(a.class_weight_, b.class_weight_) < tol
+            assert rel(a.coef_, b.coef_) < tol
+            assert rel(a.intercept_, b.intercept_) < tol
 
 
 @pytest.mark.parametrize("n, d, J, layout", [
     (10_000, 512, 100, "rows"),     # 100 cells: the arrays would be 10x the rows
-    (10_000, 2_048, 5, "dense"),    # few cells, arrays about the size of the rows
-    (1_000, 2_048, 5, "dense"),     # n < d, few cells: dense r x r arrays are cheaper
+    (10_000, 2_048, 5, "packed"),   # few cells, arrays about the size of the rows
+    (1_000, 2_048, 5, "packed"),    # n < d, few cells: r x r arrays are cheaper
     (1_000, 2_048, 20, "rows"),     # n < d, many cells
-    (5_000, 4_096, 8, "dense"),     # few cells, 1 GiB of arrays: under the 4 GiB cap
+    (5_000, 4_096, 8, "packed"),    # few cells, 1 GiB of arrays: under the 4 GiB cap
     (20_000, 8_192, 12, "rows"),    # few cells, 6 GiB of arrays: over the cap
-    (100_000, 512, 100, "dense"),   # many cells, but the rows are the larger
+    (100_000, 512, 100, "packed"),  # many cells, but the rows are the larger
 ])
 def test_cell_layout_rule(n, d, J, layout):
     from lastlayer._fit import cell_layout
@@ -279,7 +335,6 @@ def test_cells_as_rows_with_subsets_folds_and_sample_weights(monkeypatch, weight
     # the subset fits of downsample, tuned's folds and sample weights read the cells'
     # Gram matrices too: rows against dense to 1e-8 (float64)
     from lastlayer import LastLayerClassifier
-    from lastlayer import _fit
 
     rng = np.random.default_rng(7)
     n, d, K = 360, 12, 6
@@ -287,17 +342,17 @@ def test_cells_as_rows_with_subsets_folds_and_sample_weights(monkeypatch, weight
     X = rng.normal(size=(n, d)) + 0.9 * np.eye(K, d)[y] + 1.0
     sw = rng.uniform(0.5, 2.0, n)
     fits = {}
-    for layout, ratio in (("rows", 0), ("dense", 10**9)):
-        monkeypatch.setattr(_fit, "CELL_ROWS_RATIO", ratio)
-        monkeypatch.setattr(_fit, "CELL_ROWS_MIN_CELLS", 0)
+    for layout in LAYOUTS:
+        force_layout(monkeypatch, layout)
         m = LastLayerClassifier(weighting=weighting, loss="square", random_state=0)
         fits[layout] = m.fit(X, y, sample_weight=sw)
         assert m.plan_["cell_grams"] == layout
-    a, b = fits["rows"], fits["dense"]
-    assert a.alpha_ == pytest.approx(b.alpha_, rel=1e-8)
-    assert rel(a.class_weight_, b.class_weight_) < 1e-8
-    assert rel(a.coef_, b.coef_) < 1e-8
-    assert rel(a.intercept_, b.intercept_) < 1e-8
+    for layout in ("rows", "packed"):
+        a, b = fits[layout], fits["dense"]
+        assert a.alpha_ == pytest.approx(b.alpha_, rel=1e-8)
+        assert rel(a.class_weight_, b.class_weight_) < 1e-8
+        assert rel(a.coef_, b.coef_) < 1e-8
+        assert rel(a.intercept_, b.intercept_) < 1e-8
 
 
 def test_cell_rows_memo_returns_fresh_copies():

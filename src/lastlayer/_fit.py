@@ -44,7 +44,7 @@ from ._core.loo import (
 )
 from ._core.ridge import ridge, ridge_dual, weighted_rows
 from ._core.rowspace import RowSpace, lift, row_space
-from ._core.stats import accumulate, all_constant, row_statistics
+from ._core.stats import accumulate, all_constant, packed_statistics, row_statistics
 from ._progress import PhaseLog
 from ._validation import (
     check_cv,
@@ -92,6 +92,10 @@ CELL_ROWS_RATIO = 2
 #: 1.4x slower fits at 1,000 x 2,048 with 5 classes, docs/performance.md).
 CELL_ROWS_MIN_CELLS = 16
 CELL_GRAMS_MAX_BYTES = 2**32
+#: In memory, the per-cell Gram matrices otherwise are lower triangles packed (half the
+#: memory of ``J d x d`` arrays, the same values); off: ``d x d`` arrays, as the
+#: out-of-core statistics (kept for benchmarks and reference tests).
+CELL_GRAMS_PACKED = True
 _LOGISTIC_MAX_ITER, _LOGISTIC_TOL = 1000, 1e-8
 
 
@@ -267,9 +271,11 @@ class Plan:
     selection_skipped : str or None
         Why candidates that ``"auto"`` would consider were left out (e.g. the
         cross-entropy candidates when their leave-one-out costs too much).
-    cell_grams : "dense" or "rows"
-        How the per-cell Gram matrices are held: ``J`` arrays of ``p x p`` (``p`` the
-        features, or the row-space coordinates when ``n < d``), or, in memory with
+    cell_grams : "packed", "dense" or "rows"
+        How the per-cell Gram matrices are held: in memory, ``J`` lower triangles of
+        ``p x p`` packed (``p`` the features, or the row-space coordinates when
+        ``n < d``; :class:`lastlayer._core.stats.PackedGrams`, half the memory of
+        ``J p x p`` arrays), out of core ``J`` arrays of ``p x p``, or, in memory with
         many cells (``J p > CELL_ROWS_RATIO n``: the arrays would be larger than the
         rows; and ``J >= CELL_ROWS_MIN_CELLS`` or arrays over 4 GiB), the rows
         themselves (:class:`lastlayer._core.stats.CellRows`: every combination of
@@ -490,10 +496,13 @@ def cell_layout(n, d, n_cells):
     """``"rows"`` when the per-cell Gram matrices of ``n`` in-memory rows would be
     larger than :data:`CELL_ROWS_RATIO` times the rows and there are many cells
     (:data:`CELL_ROWS_MIN_CELLS`) or the arrays would take more than
-    :data:`CELL_GRAMS_MAX_BYTES` (:class:`Plan`), else ``"dense"``."""
+    :data:`CELL_GRAMS_MAX_BYTES` (:class:`Plan`), else ``"packed"`` (``"dense"``
+    when :data:`CELL_GRAMS_PACKED` is off)."""
     p = min(n, d)
     many = n_cells >= CELL_ROWS_MIN_CELLS or 8 * n_cells * p * p > CELL_GRAMS_MAX_BYTES
-    return "rows" if many and n_cells * p > CELL_ROWS_RATIO * n else "dense"
+    if many and n_cells * p > CELL_ROWS_RATIO * n:
+        return "rows"
+    return "packed" if CELL_GRAMS_PACKED else "dense"
 
 
 def cell_statistics(X, cells, n_cells, sw, precision, layout, chunk_size=65536):
@@ -501,6 +510,8 @@ def cell_statistics(X, cells, n_cells, sw, precision, layout, chunk_size=65536):
     says (``sw`` None: all ones)."""
     if layout == "rows":
         return row_statistics(X, cells, n_cells, sw, precision)
+    if layout == "packed":
+        return packed_statistics(X, cells, n_cells, sw, chunk_size, precision)
     return accumulate(X, cells, n_cells, sw, chunk_size, precision)
 
 

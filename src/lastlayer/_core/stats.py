@@ -22,9 +22,11 @@ __all__ = [
     "StatsAccumulator",
     "SufficientStats",
     "CellRows",
+    "PackedGrams",
     "accumulate",
     "all_constant",
     "block_statistics",
+    "check_finite",
     "cell_leverage",
     "cell_squares",
     "centre_stats",
@@ -34,6 +36,7 @@ __all__ = [
     "merge",
     "noise_tol",
     "one_norm",
+    "packed_statistics",
     "resolve_precision",
     "row_statistics",
     "symmetric_update",
@@ -55,11 +58,13 @@ class SufficientStats(NamedTuple):
         Number of rows in each cell (zero-weight rows included).
     sums : ndarray of shape (n_cells, n_features)
         ``m_j = sum_{i in j} s_i x_i``.
-    grams : ndarray of shape (n_cells, n_features, n_features), or CellRows
-        ``G_j = sum_{i in j} s_i x_i x_i^T`` (raw, not centred; symmetric); with many
-        cells, the rows themselves (:class:`CellRows`, :func:`row_statistics`). Read
-        them through :func:`weighted_gram`, :func:`cell_leverage`,
-        :func:`cell_squares` and :func:`gram_diagonals`, which take either.
+    grams : ndarray of shape (n_cells, n_features, n_features), PackedGrams or CellRows
+        ``G_j = sum_{i in j} s_i x_i x_i^T`` (raw, not centred; symmetric); in an
+        in-memory fit their lower triangles packed (:class:`PackedGrams`,
+        :func:`packed_statistics`) or, with many cells, the rows themselves
+        (:class:`CellRows`, :func:`row_statistics`). Read them through
+        :func:`weighted_gram`, :func:`cell_leverage`, :func:`cell_squares` and
+        :func:`gram_diagonals`, which take any of the three.
     """
 
     weight_sums: np.ndarray
@@ -101,7 +106,7 @@ class StatsAccumulator:
     the float32 rounding relative to the spread of the features, not their offset.
     """
 
-    def __init__(self, n_cells, d, precision="float64"):
+    def __init__(self, n_cells, d, precision="float64", dense=True):
         self.J, self.d = n_cells, d
         self.dtype = np.dtype(precision)
         self.syrk = scipy.linalg.blas.get_blas_funcs("syrk", dtype=self.dtype)
@@ -109,32 +114,48 @@ class StatsAccumulator:
         self.weight_sums = np.zeros(n_cells)
         self.n_rows = np.zeros(n_cells, dtype=np.int64)
         self.sums = np.zeros((n_cells, d))
-        self.grams = np.zeros((n_cells, d, d))
+        # dense=False: no J d x d accumulators (packed_statistics passes its own)
+        self.grams = np.zeros((n_cells, d, d)) if dense else None
 
     def add(self, X, cells, s):
         """``X`` rows (rows, d) of any float dtype; ``cells`` int; ``s`` weights or None."""
+        self.count(X, cells, s)
+        for j, rows in self.cell_blocks(cells):
+            self.add_block(j, X, rows, s)
+
+    def count(self, X, cells, s):
+        """Row counts and weight sums of a block of rows (the float32 centre: the mean
+        of the first block)."""
         J = self.J
         self.n_rows += np.bincount(cells, minlength=J)
         self.weight_sums += (np.bincount(cells, minlength=J) if s is None
                              else np.bincount(cells, weights=s, minlength=J))
         if self.centre is not None and self.centre.size == 0 and X.shape[0]:
             self.centre = X.mean(axis=0, dtype=np.float64).astype(np.float32)
-        # sub-blocks of one cell each: as many rows per ?syrk call as the workspace holds
+
+    def cell_blocks(self, cells):
+        """``(j, rows)`` sub-blocks of one cell each, cell by cell, as many rows per
+        ``?syrk`` call as the workspace holds (``rows`` a slice or row indices)."""
         step = max(1, WORK_ELEMS * 8 // (self.dtype.itemsize * max(self.d, 1)))
         if cells.size and cells.min() == cells.max():
             j = int(cells[0])
-            for lo in range(0, X.shape[0], step):
-                self._add_cell(j, self._working_copy(X[lo:lo + step]),
-                               None if s is None else s[lo:lo + step])
-            return
+            return [(j, slice(lo, lo + step)) for lo in range(0, cells.shape[0], step)]
         order = np.argsort(cells, kind="stable")
         present, first = np.unique(cells[order], return_index=True)
         bounds = np.append(first, cells.shape[0])
-        for j, a, b in zip(present, bounds[:-1], bounds[1:]):
-            for lo in range(a, b, step):
-                rows = order[lo:min(lo + step, b)]
-                self._add_cell(int(j), self._working_copy(X, rows),
-                               None if s is None else s[rows])
+        return [(int(j), order[lo:min(lo + step, b)])
+                for j, a, b in zip(present, bounds[:-1], bounds[1:])
+                for lo in range(a, b, step)]
+
+    def add_block(self, j, X, rows, s, gram=None):
+        """Add rows ``rows`` of ``X`` (all of cell ``j``) to the cell's sums and to its
+        Gram accumulator (``gram``: another ``d x d`` accumulator instead)."""
+        sj = None if s is None else s[rows]
+        if isinstance(rows, slice):
+            Xj = self._working_copy(X[rows])
+        else:
+            Xj = self._working_copy(X, rows)
+        self._add_cell(j, Xj, sj, self.grams[j] if gram is None else gram)
 
     def _working_copy(self, X, rows=None):
         """Rows in the Gram dtype (gathered, shifted), copying only when needed."""
@@ -147,7 +168,7 @@ class StatsAccumulator:
             return X
         return np.subtract(X, self.centre, dtype=np.float32)
 
-    def _add_cell(self, j, Xj, sj):
+    def _add_cell(self, j, Xj, sj, G):
         if sj is None:
             self.sums[j] += Xj.sum(axis=0, dtype=np.float64)
             Xs = Xj
@@ -155,32 +176,46 @@ class StatsAccumulator:
             self.sums[j] += sj.astype(Xj.dtype) @ Xj
             Xs = Xj * np.sqrt(sj).astype(Xj.dtype)[:, None]
         if self.centre is None:
-            # G_j.T is F-contiguous: dsyrk updates its upper = G_j's lower triangle in place
-            self.syrk(1.0, np.ascontiguousarray(Xs).T, beta=1.0, c=self.grams[j].T, trans=0,
+            # G.T is F-contiguous: dsyrk updates its upper = G's lower triangle in place
+            self.syrk(1.0, np.ascontiguousarray(Xs).T, beta=1.0, c=G.T, trans=0,
                       lower=0, overwrite_c=1)
         else:
-            self.grams[j].T[...] += self.syrk(1.0, np.ascontiguousarray(Xs).T, trans=0,
-                                              lower=0)
+            G.T[...] += self.syrk(1.0, np.ascontiguousarray(Xs).T, trans=0, lower=0)
+
+    def finish_cell(self, j, G):
+        """Undo the float32 shift of cell ``j``'s accumulated lower triangle in ``G``
+        (``d x d``) in place; call after the cell's last rows, before :meth:`sums_unshifted`."""
+        if self.centre is not None and self.centre.size:
+            # sum s (x - c)(x - c)^T + c m^T + m c^T + N c c^T, m = sum s (x - c):
+            # one rank-2 update c w^T + w c^T of the lower triangle, w = m + N c / 2
+            c = self.centre.astype(np.float64)
+            w = self.sums[j] + 0.5 * self.weight_sums[j] * c
+            scipy.linalg.blas.dsyr2(1.0, c, w, a=G.T, lower=0, overwrite_a=1)
+
+    def sums_unshifted(self):
+        """The first moments, the shift undone (in place; call once, after every cell
+        is finished)."""
+        if self.centre is not None and self.centre.size:
+            self.sums += self.weight_sums[:, None] * self.centre.astype(np.float64)
+        return self.sums
 
     def result(self):
         """The statistics; the accumulators are finished in place (call once)."""
-        grams, sums, N = self.grams, self.sums, self.weight_sums
-        shifted = self.centre is not None and self.centre.size
-        c = self.centre.astype(np.float64) if shifted else None
-        syr2 = scipy.linalg.blas.get_blas_funcs("syr2", dtype=np.float64)
+        grams = self.grams
         for j in range(self.J):
-            if shifted:
-                # sum s (x - c)(x - c)^T + c m^T + m c^T + N c c^T, m = sum s (x - c):
-                # one rank-2 update c w^T + w c^T of the lower triangle, w = m + N c / 2
-                w = sums[j] + 0.5 * N[j] * c
-                syr2(1.0, c, w, a=grams[j].T, lower=0, overwrite_a=1)
+            self.finish_cell(j, grams[j])
             fill_lower_from_upper(grams[j].T)  # the accumulated lower triangle, up
-        if shifted:
-            sums += N[:, None] * c
-        if not (np.all(np.isfinite(sums)) and np.all(np.isfinite(grams))):
-            raise ValueError("The 'X' parameter must be finite. Got NaN or inf values (or "
-                             "values whose squares overflow).")
+        sums = self.sums_unshifted()
+        check_finite(sums, grams)
         return SufficientStats(self.weight_sums, self.n_rows, sums, grams)
+
+
+def check_finite(sums, grams):
+    """Refuse statistics with NaN or inf (the rows were not finite, or their squares
+    overflowed)."""
+    if not (np.all(np.isfinite(sums)) and np.all(np.isfinite(grams))):
+        raise ValueError("The 'X' parameter must be finite. Got NaN or inf values (or "
+                         "values whose squares overflow).")
 
 
 def accumulate(X, cells, n_cells, sw, chunk_size, precision):
@@ -204,6 +239,84 @@ def merge(stats):
     """Statistics of the union of disjoint row sets (a list of SufficientStats with
     ``d x d`` Gram arrays)."""
     return SufficientStats(*(sum(field) for field in zip(*stats)))
+
+
+class PackedGrams(NamedTuple):
+    """The per-cell Gram matrices of in-memory rows, each kept as its lower triangle
+    packed by rows (``G[i, :i + 1]`` for ``i = 0..d-1``; LAPACK's upper packed storage
+    of the same symmetric matrix): ``d (d + 1) / 2`` float64 numbers a cell, half of a
+    ``d x d`` array, the same values (:func:`packed_statistics`). Read through
+    :func:`weighted_gram`, :func:`cell_leverage`, :func:`cell_squares` and
+    :func:`gram_diagonals`."""
+
+    values: np.ndarray  # (J, d (d + 1) / 2) float64
+
+    @property
+    def shape(self):
+        J, D = self.values.shape
+        d = int((np.sqrt(8 * D + 1) - 1) // 2)
+        return (J, d, d)
+
+    def offsets(self):
+        """Where each packed row starts (``i (i + 1) / 2``), and the end."""
+        d = self.shape[1]
+        i = np.arange(d + 1)
+        return i * (i + 1) // 2
+
+    def matrix(self, v):
+        """The symmetric ``d x d`` matrix (a new array) of packed vector ``v``."""
+        d = self.shape[1]
+        M = np.empty((d, d))
+        off = self.offsets()
+        for i in range(d):
+            M[i, :i + 1] = v[off[i]:off[i + 1]]
+        fill_lower_from_upper(M.T)  # the lower triangle, up
+        return M
+
+    def pack(self, M, out, symmetrise=False):
+        """``M``'s lower triangle into packed ``out`` (``symmetrise``: ``M + M^T``'s,
+        its diagonal ``M``'s own, i.e. what ``sum_ab G_ab M_ab`` weighs ``G``'s lower
+        triangle with)."""
+        off = self.offsets()
+        for i in range(M.shape[0]):
+            row = out[off[i]:off[i + 1]]
+            row[...] = M[i, :i + 1]
+            if symmetrise:
+                row[:i] += M[:i, i]
+        return out
+
+
+def packed_statistics(X, cells, n_cells, sw, chunk_size, precision):
+    """:func:`accumulate`'s statistics of in-memory ``X`` with the Gram matrices packed
+    (:class:`PackedGrams`): one cell at a time in one ``d x d`` accumulator, so
+    ``J d (d + 1) / 2`` numbers instead of ``J d^2``. The rows of each cell go
+    through ``?syrk`` in the same blocks and order as :func:`accumulate`'s, so every
+    entry equals its entry there (the same floating-point operations)."""
+    X = np.asarray(X)
+    if X.dtype.kind != "f":
+        X = X.astype(np.float64)
+    n, d = X.shape
+    acc = StatsAccumulator(n_cells, d, precision, dense=False)
+    chunks = []
+    for lo in range(0, n, chunk_size):
+        hi = min(lo + chunk_size, n)
+        s = None if sw is None else sw[lo:hi]
+        acc.count(X[lo:hi], cells[lo:hi], s)
+        chunks.append((X[lo:hi], s, acc.cell_blocks(cells[lo:hi])))
+    grams = PackedGrams(np.empty((n_cells, d * (d + 1) // 2)))
+    G = np.empty((d, d))
+    for j in range(n_cells):
+        G.fill(0.0)
+        for Xc, s, blocks in chunks:
+            for k, rows in blocks:
+                if k == j:
+                    acc.add_block(j, Xc, rows, s, gram=G)
+        acc.finish_cell(j, G)
+        grams.pack(G, grams.values[j])
+    del G
+    sums = acc.sums_unshifted()
+    check_finite(sums, grams.values)
+    return SufficientStats(acc.weight_sums, acc.n_rows, sums, grams)
 
 
 def block_statistics(X, cells, n_cells, s, precision="float64"):
@@ -294,6 +407,8 @@ def row_statistics(X, cells, n_cells, sw, precision):
 def weighted_gram(stats, omega):
     """``sum_j omega_j G_j`` (d x d, float64, raw: not centred)."""
     g = stats.grams
+    if isinstance(g, PackedGrams):
+        return g.matrix(np.asarray(omega, dtype=np.float64) @ g.values)
     if not isinstance(g, CellRows):
         return np.tensordot(omega, g, axes=1)
     # the fit asks again for weights it has seen (a scheme's weights, then the final
@@ -327,18 +442,26 @@ def cell_squares(stats, shift, Q, q0=None):
 
         return g.per_cell(squares, Q.shape[1])
     out = np.empty((stats.n_cells, Q.shape[1]))
+    cQ = shift @ Q
     for j in range(stats.n_cells):
-        sc = stats.sums[j] - stats.weight_sums[j] * shift
-        Gc = (g[j] - np.outer(stats.sums[j], shift) - np.outer(shift, stats.sums[j])
-              + stats.weight_sums[j] * np.outer(shift, shift))
-        out[j] = (np.einsum("ik,ik->k", Gc @ Q, Q) + 2.0 * q0 * (sc @ Q)
-                  + stats.weight_sums[j] * q0**2)
+        m, N = stats.sums[j], stats.weight_sums[j]
+        # (G - m c^T - c m^T + N c c^T) Q with the rank-one terms applied to Q: no
+        # d x d temporary but the packed cell's matrix
+        G = g.matrix(g.values[j]) if isinstance(g, PackedGrams) else g[j]
+        GcQ = G @ Q
+        del G
+        GcQ -= np.outer(m, cQ)
+        GcQ += np.outer(shift, N * cQ - m @ Q)
+        sc = m - N * shift
+        out[j] = (np.einsum("ik,ik->k", GcQ, Q) + 2.0 * q0 * (sc @ Q) + N * q0**2)
     return out
 
 
 def gram_diagonals(stats):
     """The diagonals of the cells' raw Gram matrices, ``sum_{i in j} s_i x_i^2`` (J, d)."""
     g = stats.grams
+    if isinstance(g, PackedGrams):
+        return g.values[:, g.offsets()[1:] - 1]
     if not isinstance(g, CellRows):
         return np.einsum("jii->ji", g)
     return g.per_cell(lambda lo, hi: np.asarray(g.X[lo:hi], dtype=np.float64) ** 2,
@@ -423,9 +546,12 @@ def cell_leverage(stats, omega, cen, B):
     g = stats.grams
     if isinstance(g, CellRows):
         return omega * (stats.weight_sums / cen.V + _row_quadratic_sums(g, B, cen.mu))
-    # B is symmetric: its memory in either order is the same vector (no copy of a
-    # Fortran-ordered B)
-    tr_BG = stats.grams.reshape(J, d * d) @ B.ravel(order="K")
+    if isinstance(g, PackedGrams):  # sum_ab G_ab B_ab over the lower triangle
+        tr_BG = g.values @ g.pack(B, np.empty(g.values.shape[1]), symmetrise=True)
+    else:
+        # B is symmetric: its memory in either order is the same vector (no copy of a
+        # Fortran-ordered B)
+        tr_BG = g.reshape(J, d * d) @ B.ravel(order="K")
     Bmu = B @ cen.mu
     tr = tr_BG - 2.0 * (stats.sums @ Bmu) + stats.weight_sums * (cen.mu @ Bmu)
     return omega * (stats.weight_sums / cen.V + tr)
@@ -492,7 +618,9 @@ def covariance_spectrum(X, stats):
         return np.linalg.eigvalsh(Xc @ Xc.T) / n
     N = stats.weight_sums.sum()
     mean = stats.sums.sum(axis=0) / N
-    cov = weighted_gram(stats, np.ones(stats.n_cells)) / N - np.outer(mean, mean)
+    cov = weighted_gram(stats, np.ones(stats.n_cells))
+    cov /= N
+    symmetric_update(cov, -1.0, mean)  # - mean mean^T, no d x d temporary
     return np.linalg.eigvalsh(cov)
 
 
