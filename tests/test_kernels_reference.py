@@ -73,6 +73,31 @@ def test_row_space_ridge_equals_dual_ridge(seed, zero_weights):
     assert rel(project(space, Z) @ new.coef + new.intercept, Z @ W + b) < 1e-8
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_row_space_blocks_equal_whole_products(dtype):
+    # lift, project and the weighted mean read X in blocks of block_rows (at most a
+    # quarter of the rows): against the same products on the whole float64 array
+    from lastlayer._core.rowspace import weighted_mean
+    from lastlayer._core.stats import block_rows
+
+    n, d = 1100, 1200
+    assert block_rows(n, d) < n  # several blocks
+    X, _, s, _, _ = problem(3, n, d)
+    X = X.astype(dtype)
+    Xd = X.astype(np.float64)
+    assert rel(weighted_mean(X, s), s @ Xd / s.sum()) < 1e-12
+    space = row_space(X, s)
+    rng = np.random.default_rng(0)
+    W_r, b_r = rng.normal(size=(space.M.shape[1], 3)), rng.normal(size=3)
+    W, b = lift(space, W_r, b_r)
+    W_ref = (Xd - space.shift).T @ (space.M @ W_r)
+    assert rel(W, W_ref) < 1e-10
+    assert rel(b, b_r - W_ref.T @ space.shift) < 1e-10
+    Z = rng.normal(size=(7, d)) + 3.0
+    ref = (Z - space.shift) @ (Xd - space.shift).T @ space.M
+    assert rel(project(space, Z), ref) < 1e-10
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_row_space_two_unit_path_equals_feature_space(seed):
     n, d = 36, 60

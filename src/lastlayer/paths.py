@@ -37,6 +37,7 @@ from ._core.loo import argmin_prefer_last, gcv_path, loo_from_fit
 from ._core.ridge import RidgeSolution
 from ._core.stats import (
     EPS,
+    block_rows,
     cell_squares,
     noise_tol,
     symmetric_update,
@@ -377,7 +378,7 @@ class TwoUnitWeightPath:
         shift = self._shift.astype(dtype)
         rel = np.where(self._unit == 1, rho, 1.0)  # omega_u / c per cell
         out = np.empty((X.shape[0], m))
-        step = max(1, (1 << 21) // max(X.shape[1], 1))
+        step = block_rows(X.shape[0], X.shape[1])
         for lo in range(0, X.shape[0], step):
             hi = min(lo + step, X.shape[0])
             P = np.asarray(np.subtract(np.asarray(X[lo:hi]), shift, dtype=dtype) @ M_x,

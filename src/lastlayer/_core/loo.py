@@ -17,7 +17,7 @@ import numpy as np
 import scipy.linalg
 
 from .ridge import row_spectrum
-from .stats import EPS, WORK_ELEMS, cell_squares, centre_stats, noise_tol
+from .stats import EPS, WORK_ELEMS, block_rows, cell_squares, centre_stats, noise_tol
 
 __all__ = ["LooPlan", "LooSpectrum", "add_partials", "argmin_prefer_last", "centred_eigh",
            "gcv_decisions", "gcv_path", "loo_block", "loo_decisions", "loo_from_fit",
@@ -212,7 +212,7 @@ def loo_partial(X, cells, s, plan, dtype=np.float64):
     # product compute-bound (it was 10 rows at d = 2048 with 100 targets: every call
     # re-read the coefficient block, 60 s of memory traffic).
     l_step = max(1, min(L, WORK_ELEMS // max(r * m, 1)))
-    step = max(1, WORK_ELEMS // max(d, r, m * l_step, 1))
+    step = block_rows(X.shape[0], max(d, r, m * l_step))
     dtype = np.dtype(dtype)
     Qs, mu = plan.Qs.astype(dtype, copy=False), plan.mu.astype(dtype)
     for lo in range(0, X.shape[0], step):
@@ -315,7 +315,7 @@ def loo_decisions(X, cells, omega, T, s, alpha, stats, spectrum=None, dtype=np.f
     mu = cen.mu.astype(dtype)
     n, d = X.shape
     out = np.empty((n, m))
-    step = max(1, WORK_ELEMS // max(d, 1))
+    step = block_rows(n, d)
     for lo in range(0, n, step):
         hi = min(lo + step, n)
         P = np.asarray(np.subtract(np.asarray(X[lo:hi]), mu, dtype=dtype) @ WQ,
@@ -341,7 +341,7 @@ def gcv_decisions(X, cells, omega, T, s, W, b, df):
     h = v * (df / v.sum())
     n, d = X.shape
     out = np.empty((n, T.shape[1]))
-    step = max(1, WORK_ELEMS // max(d, 1))
+    step = block_rows(n, d)
     Wd = W.astype(X.dtype, copy=False)
     for lo in range(0, n, step):
         hi = min(lo + step, n)

@@ -30,12 +30,9 @@ from typing import NamedTuple
 import numpy as np
 import scipy.linalg
 
-from .stats import noise_tol
+from .stats import block_rows, noise_tol
 
-__all__ = ["ROW_BLOCK", "RowSpace", "lift", "project", "row_space", "weighted_mean"]
-
-#: Rows per block when X is read in float64 (mean, lift, projection).
-ROW_BLOCK = 4096
+__all__ = ["RowSpace", "lift", "project", "row_space", "weighted_mean"]
 
 
 class RowSpace(NamedTuple):
@@ -55,8 +52,9 @@ class RowSpace(NamedTuple):
 def weighted_mean(X, s):
     """``sum_i s_i x_i / sum_i s_i`` in float64, reading ``X`` in row blocks."""
     total = np.zeros(X.shape[1])
-    for lo in range(0, X.shape[0], ROW_BLOCK):
-        total += s[lo:lo + ROW_BLOCK] @ np.asarray(X[lo:lo + ROW_BLOCK], dtype=np.float64)
+    step = block_rows(X.shape[0], X.shape[1])
+    for lo in range(0, X.shape[0], step):
+        total += s[lo:lo + step] @ np.asarray(X[lo:lo + step], dtype=np.float64)
     return total / float(s.sum())
 
 
@@ -108,9 +106,10 @@ def lift(space, W_r, b_r):
     a = space.M @ W_r  # (n, m): W = (X - c)^T a
     X, c = space.X, space.shift
     W = np.zeros((X.shape[1], a.shape[1]))
-    for lo in range(0, X.shape[0], ROW_BLOCK):
-        block = np.asarray(X[lo:lo + ROW_BLOCK], dtype=np.float64) - c
-        W += block.T @ a[lo:lo + ROW_BLOCK]
+    step = block_rows(X.shape[0], X.shape[1])
+    for lo in range(0, X.shape[0], step):
+        block = np.subtract(X[lo:lo + step], c, dtype=np.float64)  # one float64 block
+        W += block.T @ a[lo:lo + step]
     return W, b_r - W.T @ c
 
 
@@ -119,7 +118,8 @@ def project(space, Z):
     X, c = space.X, space.shift
     Zc = np.asarray(Z, dtype=np.float64) - c
     out = np.zeros((Zc.shape[0], space.M.shape[1]))
-    for lo in range(0, X.shape[0], ROW_BLOCK):
-        block = np.asarray(X[lo:lo + ROW_BLOCK], dtype=np.float64) - c
-        out += (Zc @ block.T) @ space.M[lo:lo + ROW_BLOCK]
+    step = block_rows(X.shape[0], X.shape[1])
+    for lo in range(0, X.shape[0], step):
+        block = np.subtract(X[lo:lo + step], c, dtype=np.float64)
+        out += (Zc @ block.T) @ space.M[lo:lo + step]
     return out

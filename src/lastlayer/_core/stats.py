@@ -17,6 +17,7 @@ import scipy.linalg
 __all__ = [
     "EPS",
     "PRECISIONS",
+    "MIN_BLOCK_ROWS",
     "WORK_ELEMS",
     "Centred",
     "StatsAccumulator",
@@ -25,6 +26,7 @@ __all__ = [
     "PackedGrams",
     "accumulate",
     "all_constant",
+    "block_rows",
     "block_statistics",
     "check_finite",
     "cell_leverage",
@@ -83,6 +85,18 @@ class SufficientStats(NamedTuple):
 
 #: Float64 entries per sub-block of the statistics pass (16 MiB of workspace).
 WORK_ELEMS = 2**21
+#: Passes over the rows take blocks of at most a quarter of the rows, but at least
+#: this many (:func:`block_rows`).
+MIN_BLOCK_ROWS = 256
+
+
+def block_rows(n, width):
+    """Rows per block of a pass over ``n`` rows whose temporaries are ``width`` numbers
+    a row: within :data:`WORK_ELEMS`, and at most a quarter of the rows (at least
+    :data:`MIN_BLOCK_ROWS`), so that a small problem's block temporaries do not
+    take several times the rows' own memory (a 16 MiB workspace is twice a
+    1,000 x 2,048 float32 ``X``)."""
+    return max(1, min(WORK_ELEMS // max(width, 1), max(MIN_BLOCK_ROWS, -(-n // 4))))
 #: Precisions of the Gram products (:func:`sufficient_statistics`).
 PRECISIONS = ("float64", "float32")
 
