@@ -205,3 +205,16 @@ def test_dynamics_names_bad_input_and_reads_other_label_columns(capsys, tmp_path
         main(["dynamics", "--train", str(tmp_path / "f.npz"), "--lr", "0.1", "--steps", "1",
               "--seed", "-1", "--label-column", "target"])
     assert exit_info.value.code == 2 and "--seed" in capsys.readouterr().err
+
+
+def test_fit_npy_without_labels_says_what_to_do_on_the_command_line(capsys, tmp_path):
+    # a features-only .npy: exit 2, and the message names the command-line way
+    # (X.npy beside y.npy), not only the Python parameter
+    np.save(tmp_path / "feats.npy", np.zeros((10, 3)))
+    code, _, err = run(capsys, "fit", "--train", str(tmp_path / "feats.npy"))
+    assert code == 2
+    assert "--train" in err and "X.npy" in err and "y.npy" in err and "command line" in err
+    np.save(tmp_path / "X.npy", np.zeros((10, 3)))
+    code, _, err = run(capsys, "fit", "--train", str(tmp_path / "X.npy"))
+    assert code == 2
+    assert "y.npy" in err and "Save the labels there" in err

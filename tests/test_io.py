@@ -145,10 +145,10 @@ def test_npy_pair_convention(tmp_path):
 def test_npy_without_labels_explains_rule(tmp_path):
     X, y, _ = make_data()
     np.save(tmp_path / "feats.npy", X)
-    with pytest.raises(ValueError, match="labels.*X.npy.*y.npy"):
+    with pytest.raises(ValueError, match="no labels.*X.npy.*y.npy.*command line.*'labels'"):
         load_features(tmp_path / "feats.npy")
     np.save(tmp_path / "X.npy", X)
-    with pytest.raises(FileNotFoundError, match="y.npy"):
+    with pytest.raises(FileNotFoundError, match="y.npy.*Save the labels there"):
         load_features(tmp_path / "X.npy")
 
 

@@ -155,16 +155,17 @@ def read_npy(path, labels, groups, mmap):
     if labels is None:
         if path.name != "X.npy":
             raise ValueError(
-                f"The 'labels' parameter is required for '{path}': pass a .npy path or "
-                f"an array. Without it the features file must be named X.npy, and its "
-                f"labels are read from y.npy (and groups from groups.npy, if present) "
-                f"in the same directory."
+                f"'{path}' holds features only, and no labels were given for it: name "
+                f"it X.npy with its labels in y.npy (and groups in groups.npy, if any) "
+                f"in the same directory (the only way from the command line), or pass "
+                f"the 'labels' parameter (a .npy path or an array) from Python."
             )
         labels = path.with_name("y.npy")
         if not labels.is_file():
             raise FileNotFoundError(
                 f"'{path}' is named X.npy, so its labels are read from '{labels}', which "
-                f"does not exist. Pass labels= explicitly."
+                f"does not exist. Save the labels there (np.save), or pass the 'labels' "
+                f"parameter from Python."
             )
         if groups is None and path.with_name("groups.npy").is_file():
             groups = path.with_name("groups.npy")
