@@ -88,13 +88,20 @@ def test_row_space_blocks_equal_whole_products(dtype):
     assert rel(weighted_mean(X, s), s @ Xd / s.sum()) < 1e-12
     space = row_space(X, s)
     rng = np.random.default_rng(0)
-    W_r, b_r = rng.normal(size=(space.M.shape[1], 3)), rng.normal(size=3)
+    M = space.M_rows(0, n)
+    # Q = (X - c)^T M is orthonormal, and the coordinates are Q^T (x_i - c) (to the
+    # float32 kernel's accuracy for float32 rows)
+    Q = (Xd - space.shift).T @ M
+    tol = 1e-8 if dtype == np.float64 else 1e-3
+    assert rel(Q.T @ Q, np.eye(M.shape[1])) < tol
+    assert rel((Xd - space.shift) @ Q, space.coords) < tol
+    W_r, b_r = rng.normal(size=(M.shape[1], 3)), rng.normal(size=3)
     W, b = lift(space, W_r, b_r)
-    W_ref = (Xd - space.shift).T @ (space.M @ W_r)
+    W_ref = (Xd - space.shift).T @ (M @ W_r)
     assert rel(W, W_ref) < 1e-10
     assert rel(b, b_r - W_ref.T @ space.shift) < 1e-10
     Z = rng.normal(size=(7, d)) + 3.0
-    ref = (Z - space.shift) @ (Xd - space.shift).T @ space.M
+    ref = (Z - space.shift) @ (Xd - space.shift).T @ M
     assert rel(project(space, Z), ref) < 1e-10
 
 

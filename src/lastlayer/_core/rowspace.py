@@ -36,17 +36,25 @@ __all__ = ["RowSpace", "lift", "project", "row_space", "weighted_mean"]
 
 
 class RowSpace(NamedTuple):
-    """An orthonormal basis ``Q = (X - c)^T M`` of the span of the centred rows."""
+    """An orthonormal basis ``Q = (X - c)^T M`` of the span of the centred rows.
+
+    ``M`` (n, r) is not stored: its row ``i`` is ``s_i y_i / lam`` (zero for rows
+    without weight), read off the coordinates a block at a time (:meth:`M_rows`)."""
 
     X: np.ndarray       # (n, d) the rows (not copied)
     shift: np.ndarray   # (d,) c, float64
-    M: np.ndarray       # (n, r) float64
+    weights: np.ndarray  # (n,) s, float64
     coords: np.ndarray  # (n, r) float64, y_i = Q^T (x_i - c)
     eigenvalues: np.ndarray  # (r,) of the sample-weighted centred kernel, descending
 
     @property
     def n_features(self):
         return self.X.shape[1]
+
+    def M_rows(self, lo, hi):
+        """Rows ``lo:hi`` of ``M``: ``M = S^{1/2} U diag(lam)^{-1/2}`` and, where
+        ``s_i > 0``, ``y_i = s_i^{-1/2} U_i diag(lam)^{1/2}``, so ``M_i = s_i y_i / lam``."""
+        return self.coords[lo:hi] * (self.weights[lo:hi, None] / self.eigenvalues[None, :])
 
 
 def weighted_mean(X, s):
@@ -79,7 +87,7 @@ def row_space(X, s):
     (:func:`lastlayer._core.stats.noise_tol`), as the dual solver does. Memory: the
     shifted copy of ``X`` while the kernel is formed, then about three ``n x n``
     float64 arrays (the kernel, overwritten by the eigensolver, its eigenvectors and
-    the coordinates).
+    the coordinates), and after it the coordinates alone.
     """
     n, d = X.shape
     c = weighted_mean(X, s)
@@ -92,24 +100,24 @@ def row_space(X, s):
     lam, U = scipy.linalg.eigh(K, check_finite=False, overwrite_a=True)
     del K
     keep = lam > noise_tol(max(n, d), max(float(lam[-1]), 0.0))
-    lam, U = lam[keep][::-1], U[:, keep][:, ::-1]
-    M = U * (sq[:, None] / np.sqrt(lam)[None, :])
+    first = int(np.argmax(keep)) if keep.any() else lam.size  # ascending: a suffix
+    lam, U = lam[first:][::-1], U[:, first:][:, ::-1]  # views
     coords = U * np.sqrt(lam)[None, :]
     coords[pos] /= sq[pos, None]
     if K_zero is not None:
-        coords[~pos] = K_zero @ M
-    return RowSpace(X, c, M, coords, lam)
+        coords[~pos] = K_zero @ (U * (sq[:, None] / np.sqrt(lam)[None, :]))  # K_zero M
+    return RowSpace(X, c, np.asarray(s, dtype=np.float64), coords, lam)
 
 
 def lift(space, W_r, b_r):
     """``W = Q W_r`` (d, m) and ``b = b_r - W^T c`` from the coordinates' fit."""
-    a = space.M @ W_r  # (n, m): W = (X - c)^T a
     X, c = space.X, space.shift
-    W = np.zeros((X.shape[1], a.shape[1]))
+    W = np.zeros((X.shape[1], W_r.shape[1]))
     step = block_rows(X.shape[0], X.shape[1])
     for lo in range(0, X.shape[0], step):
+        a = space.M_rows(lo, lo + step) @ W_r  # W = (X - c)^T M W_r
         block = np.subtract(X[lo:lo + step], c, dtype=np.float64)  # one float64 block
-        W += block.T @ a[lo:lo + step]
+        W += block.T @ a
     return W, b_r - W.T @ c
 
 
@@ -117,9 +125,9 @@ def project(space, Z):
     """Coordinates ``Q^T (z - c)`` of other rows ``Z`` (n_z, d) in the basis."""
     X, c = space.X, space.shift
     Zc = np.asarray(Z, dtype=np.float64) - c
-    out = np.zeros((Zc.shape[0], space.M.shape[1]))
+    out = np.zeros((Zc.shape[0], space.coords.shape[1]))
     step = block_rows(X.shape[0], X.shape[1])
     for lo in range(0, X.shape[0], step):
         block = np.subtract(X[lo:lo + step], c, dtype=np.float64)
-        out += (Zc @ block.T) @ space.M[lo:lo + step]
+        out += (Zc @ block.T) @ space.M_rows(lo, lo + step)
     return out
