@@ -115,12 +115,13 @@ def _row_span(C_tot, d, n_rows, alpha):
 def _generalised_eigh(aug, alpha, n_u):
     """``B_1 V = (B_0 + B_1) V diag(lam)`` with ``B_u = G~_u + alpha n_u R``.
 
-    ``aug`` (the two augmented unit Grams) is overwritten and ``aug[1]``'s memory
-    returned as ``V``. The reduction to a standard problem is done here in place
-    (Cholesky ``S = U^T U``, ``C = U^{-T} B_1 U^{-1}``, divide and conquer with the
-    eigenvectors written over ``C``, ``V = U^{-1} Z``): ``4 p^2`` floats at most (the
-    two matrices and the eigensolver's ``2 p^2`` workspace), where scipy's
-    ``eigh(a, b)`` also allocates the eigenvectors and a scaled copy of them."""
+    ``aug`` (the two augmented unit Grams) is overwritten, ``aug[0]`` let go, and
+    ``aug[1]``'s memory returned as ``V``. The reduction to a standard problem is done
+    here in place (Cholesky ``S = U^T U``, ``C = U^{-T} B_1 U^{-1}``, divide and
+    conquer with the eigenvectors written over ``C``, ``V = U^{-1} Z``): ``3.5 p^2``
+    floats at most (``C``, the eigensolver's ``2 p^2`` workspace and ``U`` packed
+    meanwhile), where scipy's ``eigh(a, b)`` also allocates the eigenvectors and a
+    scaled copy of them."""
     p = aug[0].shape[0]
     diag = np.arange(p - 1), np.arange(p - 1)  # R: the identity but the intercept
     B1 = aug[1]
@@ -141,12 +142,24 @@ def _generalised_eigh(aug, alpha, n_u):
             "The equally weighted problem is singular (the weighted Gram matrix of "
             "the augmented features is not positive definite); use alpha > 0.")
     C, info = scipy.linalg.lapack.dsygst(B1.T, U, itype=1, lower=0, overwrite_a=1)
+    # while the eigensolver's 2 p^2 workspace is alive, the factor is kept packed (its
+    # upper triangle by columns: U is Fortran-ordered), half of S's memory
+    off = np.arange(p + 1) * np.arange(1, p + 2) // 2
+    Up = np.empty(off[-1])
+    for j in range(p):
+        Up[off[j]:off[j + 1]] = U[:j + 1, j]
+    aug[0] = None
+    del S, U, M  # M: the scaling loop's last matrix, S
     # divide and conquer: faster than MRRR on this spectrum (eigenvalues in [0, 1],
     # clustered at the ends)
     lam, Z, info = scipy.linalg.lapack.dsyevd(C, compute_v=1, lower=0, overwrite_a=1)
     if info != 0:
         raise np.linalg.LinAlgError(f"dsyevd failed to converge (info={info})")
     del C
+    U = np.zeros((p, p), order="F")  # the same upper triangle, all dtrsm reads
+    for j in range(p):
+        U[:j + 1, j] = Up[off[j]:off[j + 1]]
+    del Up
     Vs = scipy.linalg.blas.dtrsm(1.0, U, Z, side=0, lower=0, trans_a=0, diag=0,
                                  overwrite_b=1)
     Vs *= dsc[:, None]
