@@ -207,6 +207,42 @@ def test_large_gcv_fits_score_with_average_leverages(monkeypatch):
                                atol=0.01)
 
 
+def test_gcv_candidates_scored_in_one_pass_as_one_by_one(monkeypatch):
+    # the default's square-loss candidates in the GCV regime are scored together in
+    # one pass over the rows (gcv_decisions_many): the same decisions as one call of
+    # gcv_decisions per candidate, so the same estimates and the same kept candidate
+    from lastlayer import LastLayerClassifier, _select
+    from lastlayer._core.loo import gcv_decisions, gcv_decisions_many
+
+    rng = np.random.default_rng(3)
+    n, d = 3000, 12
+    y = rng.choice(3, size=n, p=[0.7, 0.2, 0.1])
+    X = (rng.normal(size=(n, d)) + 0.8 * np.eye(3, d)[y]).astype(np.float32)
+    T, cells, s = np.eye(3), y, rng.uniform(0.5, 1.5, n)
+    fits = [(rng.uniform(0.5, 2.0, 3), rng.normal(size=(d, 3)), rng.normal(size=3), df)
+            for df in (4.0, 9.5, 13.0)]
+    together = gcv_decisions_many(X, cells, T, s, fits)
+    for got, (omega, W, b, df) in zip(together, fits):
+        np.testing.assert_array_equal(got, gcv_decisions(X, cells, omega, T, s, W, b, df))
+
+    monkeypatch.setattr(_select, "EXACT_LOO_FLOPS", 0)
+    batches = []
+    real = _select.gcv_decisions_many
+    monkeypatch.setattr(_select, "gcv_decisions_many",
+                        lambda X, c, T, s, f: batches.append(len(f)) or real(X, c, T, s, f))
+    batched = LastLayerClassifier().fit(X, y)
+    assert batched.plan_["alpha_criterion"] == "gcv"
+    n_square = sum(c["loss"] == "square" for c in batched.selection_)
+    assert batches == [n_square] and n_square >= 2
+    one_by_one = lambda X, c, T, s, f: [gcv_decisions(X, c, o, T, s, W, b, df)
+                                         for o, W, b, df in f]
+    monkeypatch.setattr(_select, "gcv_decisions_many", one_by_one)
+    single = LastLayerClassifier().fit(X, y)
+    assert batched.selection_ == single.selection_
+    np.testing.assert_array_equal(batched.loo_class_accuracy_, single.loo_class_accuracy_)
+    np.testing.assert_array_equal(batched.coef_, single.coef_)
+
+
 def test_zero_target_classes_do_not_steer_the_choice():
     # target share 0: the class's accuracy is reported but left out of the worst and
     # the balanced estimate (the target says it does not occur at test time)

@@ -31,7 +31,7 @@ import scipy.stats
 from threadpoolctl import threadpool_limits
 
 from ._core.logistic import alo_logits
-from ._core.loo import gcv_decisions, loo_decisions, loo_path
+from ._core.loo import gcv_decisions, gcv_decisions_many, loo_decisions, loo_path
 from ._core.ridge import weighted_rows
 from ._core.stats import centre_stats, covariance_spectrum
 from ._fit import (
@@ -74,6 +74,16 @@ class Evaluation:
 EXACT_LOO_FLOPS = 2e9
 
 
+def gcv_scored(data, plan):
+    """Whether :func:`loo_scores` scores this candidate with GCV's average leverages
+    (square loss, alpha by GCV, in memory, above :data:`EXACT_LOO_FLOPS`)."""
+    if not data.in_memory or plan.subset_solver is not None:
+        return False
+    n, d = data.X.shape
+    return plan.loss == "square" and plan.alpha_criterion == "gcv" and n * d * d > \
+        EXACT_LOO_FLOPS
+
+
 def loo_scores(params, data, design, plan, oracle, layer, path=None):
     """Leave-one-out scores (n, K) of a fitted configuration, or None when it has
     no leave-one-out estimate (out-of-core rows, averaged subsets). ``path``: the
@@ -85,7 +95,7 @@ def loo_scores(params, data, design, plan, oracle, layer, path=None):
     cell_w = layer.unit_weight[D.unit_of_cell]
     active = oracle.n_active(cell_w)
     n, d = data.X.shape
-    if plan.loss == "square" and plan.alpha_criterion == "gcv" and n * d * d > EXACT_LOO_FLOPS:
+    if gcv_scored(data, plan):
         # n > 10 d, where alpha is chosen by GCV too: average leverages (O(n d m))
         # instead of the exact ones (another O(n d^2) pass over the rows)
         return gcv_decisions(data.X, D.cell_idx, cell_w, D.cell_targets, D.sample_weight,
@@ -215,10 +225,13 @@ def _adjusted(layer, design, tau):
 
 
 def _evaluate(params, data, design, plan, stats, spectrum, rng, score, cache, space=None,
-              log=None, data64=None, spectra=None):
+              log=None, data64=None, spectra=None, defer=False):
     """Fit one candidate (reusing the weights chosen for its weighting) and score it;
     cross-entropy candidates use ``data64``, the rows in float64 (made once); the
-    candidates share ``spectra``, the leave-one-out eigendecompositions by weights."""
+    candidates share ``spectra``, the leave-one-out eigendecompositions by weights.
+    ``defer``: a candidate scored with GCV's average leverages is returned unscored
+    (estimate nan, no hits), for one pass over the rows with the others
+    (:func:`_score_deferred`)."""
     params_c = plan.params(params)
     data_c = data64 if plan.loss == "logistic" and data64 is not None else data
     oracle = make_oracle(data_c, design, plan, stats, space, spectra)
@@ -231,10 +244,18 @@ def _evaluate(params, data, design, plan, stats, spectrum, rng, score, cache, sp
     with log.phase(lambda: f"layer: {plan.loss} loss, {plan.weighting} weights at "
                            f"alpha={layer.alpha:.4g}"):
         layer = fit_layer(params_c, design, plan, oracle, choice)
-    scores = loo_scores(params_c, data_c, design, plan, oracle, layer,
-                        choice.weighting.path)
-    if choice.weighting.path is not None:  # used: do not hold its p x p arrays longer
+    path = choice.weighting.path
+    if path is not None:  # used here at most: do not hold its p x p arrays longer
         choice = cache[key] = replace(choice, weighting=replace(choice.weighting, path=None))
+    if defer and gcv_scored(data_c, plan):
+        return Evaluation(plan, choice, layer, None, None, float("nan"))  # scored later
+    scores = loo_scores(params_c, data_c, design, plan, oracle, layer, path)
+    return scored(plan, choice, layer, scores, design)
+
+
+def scored(plan, choice, layer, scores, design):
+    """The :class:`Evaluation` of a fitted candidate from its leave-one-out scores
+    (None: no estimate), with its post-hoc logit adjustment chosen on them."""
     tau = 0.0
     if plan.adjust == "logit":
         tau = 1.0
@@ -276,10 +297,32 @@ def fit_selected(params, data, design, plan, stats, random_state=None, validatio
                 and data.X.dtype != np.float64:
             data64 = Data(X=np.asarray(data.X, dtype=np.float64))
         spectra = {}
+        defer = len(plans) > 1 and space is None  # the candidates' rows are data's
         evaluations = [_evaluate(params, data, design, p, stats, spectrum, rng, score, cache,
-                                 space, log, data64, spectra) for p in plans]
+                                 space, log, data64, spectra, defer) for p in plans]
+        if defer:
+            evaluations = _score_deferred(evaluations, data, design)
     kept = choose(evaluations)
     return evaluations[kept], evaluations
+
+
+def _score_deferred(evaluations, data, design):
+    """Score the candidates :func:`_evaluate` left unscored (GCV's average leverages)
+    in one pass over the rows (:func:`gcv_decisions_many`); the others as they are."""
+    todo = [i for i, ev in enumerate(evaluations)
+            if ev.hits is None and gcv_scored(data, ev.plan)]
+    if not todo:
+        return evaluations
+    D = design
+    fits = [(evaluations[i].layer.unit_weight[D.unit_of_cell], evaluations[i].layer.W,
+             evaluations[i].layer.b, evaluations[i].layer.df) for i in todo]
+    all_scores = gcv_decisions_many(data.X, D.cell_idx, D.cell_targets, D.sample_weight,
+                                    fits)
+    out = list(evaluations)
+    for i, sc in zip(todo, all_scores):
+        ev = evaluations[i]
+        out[i] = scored(ev.plan, ev.choice, ev.layer, sc, design)
+    return out
 
 
 def selection_attributes(kept, evaluations):
