@@ -54,3 +54,20 @@ def test_own_running_threads_sees_a_busy_thread():
         stop.set()
         t.join()
     assert seen >= 2
+
+
+def test_the_free_threads_are_read_once_a_fit(monkeypatch):
+    # every candidate of the selection gets the same reading of the machine, taken
+    # once when the plan is resolved (each reading scans the BLAS libraries and this
+    # process's threads)
+    from lastlayer import LastLayerClassifier
+
+    calls = []
+    real = _fit.free_blas_threads
+    monkeypatch.setattr(_fit, "free_blas_threads", lambda: calls.append(1) or real())
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(120, 6)), np.repeat([0, 1, 2], [70, 30, 20])
+    m = LastLayerClassifier().fit(X, y)
+    assert len(m.plan_["candidates"]) >= 3
+    assert len(calls) == 1
+    assert len({(c["stats_threads"], c["solve_threads"]) for c in m.plan_["candidates"]}) == 1

@@ -429,9 +429,12 @@ def resolve(params, n, d, dtype, kind, design, has_validation):
     (it decides the shared statistics pass) with every candidate's plan attached.
     """
     configs, skipped = _configurations(params, n, d, kind, design)
+    # the free BLAS threads, read once for every candidate (each read scans the loaded
+    # libraries and this process's threads: milliseconds a candidate on small fits)
+    free = free_blas_threads() if kind == "memory" else None
     plans = [replace(_resolve_one({**params, "loss": lo, "weighting": w if w != "explicit"
                                    else params["weighting"]},
-                                  n, d, dtype, kind, design, has_validation),
+                                  n, d, dtype, kind, design, has_validation, free),
                      loss=lo, weighting=w, adjust=adj, metric=params["metric"])
              for lo, w, adj in configs]
     if len(plans) == 1:
@@ -439,8 +442,9 @@ def resolve(params, n, d, dtype, kind, design, has_validation):
     return replace(plans[0], candidates=tuple(plans), selection_skipped=skipped)
 
 
-def _resolve_one(params, n, d, dtype, kind, design, has_validation):
-    """The plan of one concrete (loss, weighting) configuration."""
+def _resolve_one(params, n, d, dtype, kind, design, has_validation, free=None):
+    """The plan of one concrete (loss, weighting) configuration; ``free``: the free BLAS
+    threads (:func:`free_blas_threads`), read here when None."""
     loss, scheme = params["loss"], scheme_name(params["weighting"])
     out_of_core = kind != "memory"
     if params["device"] is not None or loss != "square":
@@ -483,7 +487,7 @@ def _resolve_one(params, n, d, dtype, kind, design, has_validation):
     # gets several times slower (measured: docs/performance.md).
     stats_threads = solve_threads = None
     if not out_of_core:
-        free = free_blas_threads()
+        free = free_blas_threads() if free is None else free
         stats_threads = 1 if n * d * d < MULTITHREAD_FLOPS else free
         solve_threads = 1 if min(n, d) <= SMALL_PROBLEM else free
     return Plan(statistics, precision, solver, subset_solver, fold_solvers or (),
