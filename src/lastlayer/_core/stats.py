@@ -542,15 +542,19 @@ def one_norm(A, block=256):
     return float(col.max())
 
 
-def fill_lower_from_upper(M, block=256):
+def fill_lower_from_upper(M, block=64):
     """Copy the strict upper triangle of square ``M`` onto its lower one, in place, by
-    blocks (the result of ``np.triu(M) + np.triu(M, 1).T`` without its temporaries)."""
+    square tiles (the result of ``np.triu(M) + np.triu(M, 1).T`` without its
+    temporaries). Tiles of 64 keep each transposed copy in cache (panels of 256 rows
+    did not: about twice the time at d = 2,048)."""
     d = M.shape[0]
     for lo in range(0, d, block):
         hi = min(lo + block, d)
         D = M[lo:hi, lo:hi]
         D[...] = np.triu(D) + np.triu(D, 1).T
-        M[hi:, lo:hi] = M[lo:hi, hi:].T
+        for lo2 in range(hi, d, block):
+            hi2 = min(lo2 + block, d)
+            M[lo2:hi2, lo:hi] = M[lo:hi, lo2:hi2].T
     return M
 
 
