@@ -74,7 +74,7 @@ class Evaluation:
 EXACT_LOO_FLOPS = 2e9
 
 
-def gcv_scored(data, plan):
+def _gcv_scored(data, plan):
     """Whether :func:`loo_scores` scores this candidate with GCV's average leverages
     (square loss, alpha by GCV, in memory, above :data:`EXACT_LOO_FLOPS`)."""
     if not data.in_memory or plan.subset_solver is not None:
@@ -95,7 +95,7 @@ def loo_scores(params, data, design, plan, oracle, layer, path=None):
     cell_w = layer.unit_weight[D.unit_of_cell]
     active = oracle.n_active(cell_w)
     n, d = data.X.shape
-    if gcv_scored(data, plan):
+    if _gcv_scored(data, plan):
         # n > 10 d, where alpha is chosen by GCV too: average leverages (O(n d m))
         # instead of the exact ones (another O(n d^2) pass over the rows)
         return gcv_decisions(data.X, D.cell_idx, cell_w, D.cell_targets, D.sample_weight,
@@ -247,13 +247,13 @@ def _evaluate(params, data, design, plan, stats, spectrum, rng, score, cache, sp
     path = choice.weighting.path
     if path is not None:  # used here at most: do not hold its p x p arrays longer
         choice = cache[key] = replace(choice, weighting=replace(choice.weighting, path=None))
-    if defer and gcv_scored(data_c, plan):
+    if defer and _gcv_scored(data_c, plan):
         return Evaluation(plan, choice, layer, None, None, float("nan"))  # scored later
     scores = loo_scores(params_c, data_c, design, plan, oracle, layer, path)
-    return scored(plan, choice, layer, scores, design)
+    return _scored(plan, choice, layer, scores, design)
 
 
-def scored(plan, choice, layer, scores, design):
+def _scored(plan, choice, layer, scores, design):
     """The :class:`Evaluation` of a fitted candidate from its leave-one-out scores
     (None: no estimate), with its post-hoc logit adjustment chosen on them."""
     tau = 0.0
@@ -310,7 +310,7 @@ def _score_deferred(evaluations, data, design):
     """Score the candidates :func:`_evaluate` left unscored (GCV's average leverages)
     in one pass over the rows (:func:`gcv_decisions_many`); the others as they are."""
     todo = [i for i, ev in enumerate(evaluations)
-            if ev.hits is None and gcv_scored(data, ev.plan)]
+            if ev.hits is None and _gcv_scored(data, ev.plan)]
     if not todo:
         return evaluations
     D = design
@@ -321,7 +321,7 @@ def _score_deferred(evaluations, data, design):
     out = list(evaluations)
     for i, sc in zip(todo, all_scores):
         ev = evaluations[i]
-        out[i] = scored(ev.plan, ev.choice, ev.layer, sc, design)
+        out[i] = _scored(ev.plan, ev.choice, ev.layer, sc, design)
     return out
 
 

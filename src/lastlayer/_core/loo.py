@@ -20,8 +20,8 @@ from .ridge import row_spectrum
 from .stats import EPS, WORK_ELEMS, block_rows, cell_squares, centre_stats, noise_tol
 
 __all__ = ["LooPlan", "LooSpectrum", "add_partials", "argmin_prefer_last", "centred_eigh",
-           "gcv_decisions", "gcv_decisions_many", "gcv_path", "loo_block", "loo_decisions", "loo_from_fit",
-           "loo_partial", "loo_path", "loo_plan", "loo_spectrum"]
+           "gcv_decisions", "gcv_decisions_many", "gcv_path", "loo_block", "loo_decisions",
+           "loo_from_fit", "loo_partial", "loo_path", "loo_plan", "loo_spectrum"]
 
 
 def loo_block(U, resid, base, UtT, F):
