@@ -6,8 +6,8 @@ in-memory layout before December 2026) or ``rows`` (the rows themselves). This s
 fits ``LastLayerClassifier()`` on the same power-law features of
 ``perf_fit.py`` (``--n``, ``--d``, ``--classes``, ``--seed``) with each layout of
 ``--layouts`` forced, the layouts taking turns within every repeat, so that the machine's
-drift between runs falls on all of them alike (separate runs of ``perf_fit.py`` moved by
-up to 10% here). Reported per layout: the median and every run's time, the peak of
+drift between runs falls on all of them alike (two separate runs of ``perf_fit.py`` of
+the same fit differed by 11% here in December 2026). Reported per layout: the median and every run's time, the peak of
 one more fit (tracemalloc, over the size of ``X``), and whether the fitted layers are
 the same as the first layout's (largest relative difference of ``coef_``).
 
