@@ -268,3 +268,26 @@ def test_zero_target_classes_do_not_steer_the_choice():
     n = np.bincount(yy)
     acc = np.asarray(kept["loo_accuracy"])
     assert kept["estimate"] == pytest.approx(min(((acc * n + 1) / (n + 2))[:2]))
+
+
+def test_cross_entropy_budget_is_larger_with_more_than_two_classes(monkeypatch):
+    # the cross-entropy candidates are compared below a flop budget that is larger with
+    # more than two classes; above it the plan says why they were left out
+    from lastlayer import LastLayerClassifier, _fit
+
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(90, 5))
+    y2, y3 = (np.arange(90) % 3 == 0).astype(int), np.arange(90) % 3
+    cost = _fit.logistic_selection_flops(90, 5, 3)
+    assert _fit.logistic_selection_flops(90, 5, 2) < cost
+    # a budget between the two problems' costs for two classes, above both for three
+    monkeypatch.setattr(_fit, "LOGISTIC_SELECTION_FLOPS", _fit.logistic_selection_flops(90, 5, 2) / 2)
+    monkeypatch.setattr(_fit, "LOGISTIC_SELECTION_FLOPS_MULTICLASS", cost)
+    binary = LastLayerClassifier().fit(X, y2)
+    three = LastLayerClassifier().fit(X, y3)
+    assert {c["loss"] for c in binary.selection_} == {"square"}
+    assert "cross-entropy candidates" in binary.plan_["selection_skipped"]
+    assert {c["loss"] for c in three.selection_} == {"square", "logistic"}
+    assert three.plan_["selection_skipped"] is None
+    monkeypatch.setattr(_fit, "LOGISTIC_SELECTION_FLOPS_MULTICLASS", cost / 2)
+    assert {c["loss"] for c in LastLayerClassifier().fit(X, y3).selection_} == {"square"}

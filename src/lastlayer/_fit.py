@@ -325,8 +325,18 @@ def _fold_sizes(design, cv):
 
 #: The cross-entropy candidates of loss="auto" are compared only when their
 #: leave-one-out (an L-BFGS fit and an approximate-LOO Hessian per alpha) is
-#: estimated to cost at most this many flops (a few seconds on one core).
+#: estimated to cost at most this many flops with two classes (a few seconds on one
+#: core) ...
 LOGISTIC_SELECTION_FLOPS = 2e10
+#: ... and this many with more than two, where the square loss's one-hot targets can
+#: mask classes and cross-entropy is worth more time (about ten seconds on one core;
+#: docs/selection.md, "When cross-entropy is skipped").
+LOGISTIC_SELECTION_FLOPS_MULTICLASS = 2e11
+
+
+def logistic_selection_budget(n_classes):
+    """The flop budget of the cross-entropy candidates for ``n_classes`` classes."""
+    return LOGISTIC_SELECTION_FLOPS if n_classes <= 2 else LOGISTIC_SELECTION_FLOPS_MULTICLASS
 #: Alphas on the grid of the cross-entropy alpha search (every third point).
 _LOGISTIC_GRID_STEP = 3
 #: The cross-entropy alpha search (from the largest alpha down) stops after the
@@ -362,11 +372,11 @@ def _configurations(params, n, d, kind, design):
         skipped = "no leave-one-out estimate for out-of-core rows or averaged subsets"
         return [("square", weighting or "optimal", None)], skipped
     elif loss == "auto" and logistic_selection_flops(n, d, design.n_classes) > \
-            LOGISTIC_SELECTION_FLOPS:
+            logistic_selection_budget(design.n_classes):
         losses = ["square"]
         skipped = (f"cross-entropy candidates: their leave-one-out would cost about "
                    f"{logistic_selection_flops(n, d, design.n_classes):.2g} flops "
-                   f"(limit {LOGISTIC_SELECTION_FLOPS:.2g})")
+                   f"(limit {logistic_selection_budget(design.n_classes):.2g})")
     if weighting is not None:
         return [(lo, weighting, None) for lo in losses], skipped
     if loss != "auto":  # explicit loss, weighting="auto": the theory weights, as before
