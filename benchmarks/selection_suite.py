@@ -974,6 +974,10 @@ def main(argv=None):  # long: argument handling, the task loop and the outputs i
                     help="seconds per fit; a timed-out method skips the rest of that cell")
     ap.add_argument("--quick", action="store_true",
                     help=f"smoke run: {', '.join(QUICK_TASKS)}, first size, 3 repeats")
+    ap.add_argument("--logistic-budget", type=float, default=None, metavar="FLOPS",
+                    help="an experiment: the cross-entropy candidates' flop budget with more "
+                         "than two classes (lastlayer._fit.LOGISTIC_SELECTION_FLOPS_MULTICLASS; "
+                         "default: the library's)")
     ap.add_argument("--jobs", type=int, default=1, help="only 1 is supported")
     ap.add_argument("--out", default=None, help="JSON (default benchmarks/results/"
                     "selection_suite.json; quick: /tmp/selection_suite_quick.json)")
@@ -992,6 +996,9 @@ def main(argv=None):  # long: argument handling, the task loop and the outputs i
         for k, v in TASKS.items():
             print(f"{k:30s} d={v[1]:<5d} K={v[2]:<3d} sizes={v[3]}  {v[5]}")
         return None
+    if args.logistic_budget is not None:
+        from lastlayer import _fit
+        _fit.LOGISTIC_SELECTION_FLOPS_MULTICLASS = args.logistic_budget
     from threadpoolctl import threadpool_limits
     threadpool_limits(1)
     signal.signal(signal.SIGALRM, _alarm)
