@@ -40,6 +40,8 @@ from ._core.stats import (
     block_rows,
     cell_squares,
     noise_tol,
+    pack_lower,
+    packed_matrix,
     symmetric_update,
     weighted_gram,
     well_conditioned_cholesky,
@@ -142,12 +144,10 @@ def _generalised_eigh(aug, alpha, n_u):
             "The equally weighted problem is singular (the weighted Gram matrix of "
             "the augmented features is not positive definite); use alpha > 0.")
     C, info = scipy.linalg.lapack.dsygst(B1.T, U, itype=1, lower=0, overwrite_a=1)
-    # while the eigensolver's 2 p^2 workspace is alive, the factor is kept packed (its
-    # upper triangle by columns: U is Fortran-ordered), half of S's memory
-    off = np.arange(p + 1) * np.arange(1, p + 2) // 2
-    Up = np.empty(off[-1])
-    for j in range(p):
-        Up[off[j]:off[j + 1]] = U[:j + 1, j]
+    # while the eigensolver's 2 p^2 workspace is alive, the factor is kept packed, half
+    # of S's memory: U is Fortran-ordered, so its upper triangle is the lower triangle
+    # of the C-ordered U.T
+    Up = pack_lower(U.T, np.empty(p * (p + 1) // 2))
     aug[0] = None
     del S, U, M  # M: the scaling loop's last matrix, S
     # divide and conquer: faster than MRRR on this spectrum (eigenvalues in [0, 1],
@@ -156,9 +156,7 @@ def _generalised_eigh(aug, alpha, n_u):
     if info != 0:
         raise np.linalg.LinAlgError(f"dsyevd failed to converge (info={info})")
     del C
-    U = np.zeros((p, p), order="F")  # the same upper triangle, all dtrsm reads
-    for j in range(p):
-        U[:j + 1, j] = Up[off[j]:off[j + 1]]
+    U = packed_matrix(Up, p).T  # Fortran-ordered, the same upper triangle dtrsm reads
     del Up
     Vs = scipy.linalg.blas.dtrsm(1.0, U, Z, side=0, lower=0, trans_a=0, diag=0,
                                  overwrite_b=1)

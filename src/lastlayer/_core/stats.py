@@ -38,6 +38,9 @@ __all__ = [
     "merge",
     "noise_tol",
     "one_norm",
+    "pack_lower",
+    "packed_matrix",
+    "packed_offsets",
     "packed_statistics",
     "resolve_precision",
     "row_statistics",
@@ -273,31 +276,46 @@ class PackedGrams(NamedTuple):
 
     def offsets(self):
         """Where each packed row starts (``i (i + 1) / 2``), and the end."""
-        d = self.shape[1]
-        i = np.arange(d + 1)
-        return i * (i + 1) // 2
+        return packed_offsets(self.shape[1])
 
     def matrix(self, v):
         """The symmetric ``d x d`` matrix (a new array) of packed vector ``v``."""
-        d = self.shape[1]
-        M = np.empty((d, d))
-        off = self.offsets()
-        for i in range(d):
-            M[i, :i + 1] = v[off[i]:off[i + 1]]
-        fill_lower_from_upper(M.T)  # the lower triangle, up
-        return M
+        return packed_matrix(v, self.shape[1])
 
     def pack(self, M, out, symmetrise=False):
-        """``M``'s lower triangle into packed ``out`` (``symmetrise``: ``M + M^T``'s,
-        its diagonal ``M``'s own, i.e. what ``sum_ab G_ab M_ab`` weighs ``G``'s lower
-        triangle with)."""
-        off = self.offsets()
-        for i in range(M.shape[0]):
-            row = out[off[i]:off[i + 1]]
-            row[...] = M[i, :i + 1]
-            if symmetrise:
-                row[:i] += M[:i, i]
-        return out
+        """``M``'s lower triangle into packed ``out`` (:func:`pack_lower`)."""
+        return pack_lower(M, out, symmetrise)
+
+
+def packed_offsets(d):
+    """Where row ``i`` of a packed ``d x d`` lower triangle starts (``i (i + 1) / 2``),
+    and the end (``d (d + 1) / 2``)."""
+    i = np.arange(d + 1)
+    return i * (i + 1) // 2
+
+
+def pack_lower(M, out, symmetrise=False):
+    """``M``'s lower triangle by rows (``M[i, :i + 1]``) into ``out`` (``d (d + 1) / 2``);
+    ``symmetrise``: ``M + M^T``'s, its diagonal ``M``'s own, i.e. what
+    ``sum_ab G_ab M_ab`` weighs a symmetric ``G``'s packed lower triangle with."""
+    off = packed_offsets(M.shape[0])
+    for i in range(M.shape[0]):
+        row = out[off[i]:off[i + 1]]
+        row[...] = M[i, :i + 1]
+        if symmetrise:
+            row[:i] += M[:i, i]
+    return out
+
+
+def packed_matrix(v, d):
+    """The symmetric ``d x d`` matrix (a new C-ordered array) whose lower triangle by
+    rows is packed ``v`` (:func:`pack_lower`)."""
+    M = np.empty((d, d))
+    off = packed_offsets(d)
+    for i in range(d):
+        M[i, :i + 1] = v[off[i]:off[i + 1]]
+    fill_lower_from_upper(M.T)  # the lower triangle, up
+    return M
 
 
 def packed_statistics(X, cells, n_cells, sw, chunk_size, precision):
