@@ -38,6 +38,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3, help="fits per layout (default 3)")
     ap.add_argument("--out", default="", help="JSON output path ('' for none, the default)")
     args = ap.parse_args(argv)
+    if args.repeats < 1:
+        ap.error(f"--repeats must be at least 1 (fits per layout). Got {args.repeats}.")
 
     import lastlayer
     from lastlayer import LastLayerClassifier, _fit

@@ -30,6 +30,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0, help="data seed (default 0)")
     ap.add_argument("--out", default="", help="JSON output path ('' for none, the default)")
     args = ap.parse_args(argv)
+    if args.repeats < 1:
+        ap.error(f"--repeats must be at least 1 (timed fits per size). Got {args.repeats}.")
 
     import lastlayer
     from lastlayer import LastLayerClassifier

@@ -987,6 +987,8 @@ def main(argv=None):  # long: argument handling, the task loop and the outputs i
     ap.add_argument("--merge", nargs="+", metavar="JSON", help="combine the rows of runs "
                     "(e.g. different --tasks) into --out / --markdown and exit")
     args = ap.parse_args(argv)
+    if args.logistic_budget is not None and not args.logistic_budget >= 0:
+        ap.error(f"--logistic-budget must be a number of flops >= 0. Got {args.logistic_budget}.")
     if args.merge:
         return merge(args.merge, Path(args.out or ROOT / "benchmarks/results/"
                                       "selection_suite.json"), args.markdown)
