@@ -723,6 +723,93 @@ def test_binary_alo_hat_from_a_triangular_solve_equals_the_inverse():
     assert _binary_hat(Xa, np.zeros(80), 0.0) is None
 
 
+def _alo_inputs(seed, n, d, K, scale):
+    """Rows, weights (some zero), probabilities of a random (not fitted) multinomial
+    model and ``E`` of :func:`alo_cross_entropy`."""
+    import scipy.linalg
+
+    from lastlayer._core.logistic import augment, logsumexp_rows
+
+    rng = np.random.default_rng(seed)
+    Xa = augment(rng.normal(size=(n, d)))
+    Z = Xa @ (scale * rng.normal(size=(d + 1, K)))
+    P = np.exp(Z - logsumexp_rows(Z)[:, None])
+    r = rng.uniform(0.2, 3.0, n)
+    r[:3] = 0.0
+    return Xa, r, P, scipy.linalg.null_space(np.ones((1, K)))
+
+
+def _hat_by_kron(Xa, r, P, E, alpha, n_norm):
+    """Independent reference: the Hessian on 1-perp from Kronecker products, its
+    explicit inverse, and the (K-1, K-1) blocks J_i H^{-1} J_i^T."""
+    n, p1 = Xa.shape
+    H = sum(r[i] * np.kron(E.T @ (np.diag(P[i]) - np.outer(P[i], P[i])) @ E,
+                           np.outer(Xa[i], Xa[i])) for i in range(n))
+    pen = np.r_[np.full(p1 - 1, 2.0 * alpha * n_norm), 0.0]
+    H += np.diag(np.tile(pen, E.shape[1]))  # (k, a) order: class-major
+    Hinv = np.linalg.inv(H)
+    J = [np.kron(np.eye(E.shape[1]), Xa[i][None]) for i in range(n)]
+    return np.stack([Ji @ Hinv @ Ji.T for Ji in J])
+
+
+@pytest.mark.parametrize("n,d,K,alpha", [(40, 5, 3, 1e-2), (30, 45, 4, 1e-3),
+                                         (60, 12, 6, 1e-4), (25, 24, 8, 0.1)])
+def test_class_block_alo_hat_equals_the_explicit_hessian(n, d, K, alpha):
+    # the Woodbury form (one factorisation per class, an n-row capacitance) against
+    # the Kronecker-built Hessian's explicit inverse and the library's other method
+    from lastlayer._core.logistic import _class_block_hat, _hat_blocks
+
+    Xa, r, P, E = _alo_inputs(n + K, n, d, K, 1.0)
+    fast = _class_block_hat(Xa, r, P, E, alpha, float(n))
+    ref = _hat_by_kron(Xa, r, P, E, alpha, float(n))
+    scale = np.abs(ref).max()
+    np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-8 * scale)
+    k1 = K - 1
+    Ep = P @ E
+    Lr = (P @ (E[:, :, None] * E[:, None, :]).reshape(K, k1 * k1)).reshape(n, k1, k1)
+    Lr -= Ep[:, :, None] * Ep[:, None, :]
+    np.testing.assert_allclose(_hat_blocks(Xa, r, Lr, alpha, float(n)), ref, rtol=0,
+                               atol=1e-8 * scale)
+
+
+def test_class_block_alo_hat_gives_way_when_it_cannot_be_trusted():
+    # no penalty (the common shifts of the coefficients are null) or saturated
+    # probabilities (the capacitance's subtraction cancels): None, and the ALO
+    # falls back to the explicit Hessian
+    from lastlayer._core import logistic as lg
+
+    Xa, r, P, E = _alo_inputs(3, 60, 20, 6, 30.0)  # probabilities down to 1e-249
+    assert lg._class_block_hat(Xa, r, P, E, 0.0, 60.0) is None
+    assert lg._class_block_hat(Xa, r, P, E, 1e-8, 60.0) is None
+    Xa, r, P, E = _alo_inputs(4, 60, 20, 6, 1.0)
+    assert lg._class_block_hat(Xa, r, P, E, 1e-3, 60.0) is not None
+
+
+def test_alo_cross_entropy_is_the_same_by_either_hat_method(monkeypatch):
+    from lastlayer._core import logistic as lg
+
+    X, y, r = logistic_problem(31, 90, 40, 7)
+    sol = solve_logistic(X, y, 7, r, 1e-3, tol=1e-10)
+    Theta = np.vstack([sol.coef, sol.intercept])
+    out = {}
+    for method in ("hessian", "class_blocks"):
+        monkeypatch.setattr(lg, "hat_method", lambda n, p1, K, m=method: m)
+        out[method] = lg.alo_cross_entropy(lg.augment(X), y, r, 1e-3, 90.0, 7, Theta,
+                                           return_logits=True)
+    np.testing.assert_allclose(out["class_blocks"][2], out["hessian"][2], rtol=1e-9)
+    assert out["class_blocks"][0] == pytest.approx(out["hessian"][0], rel=1e-10)
+
+
+def test_hat_method_picks_the_cheaper_count():
+    from lastlayer._core.logistic import hat_flops, hat_method
+
+    # 20 classes, 200 rows in a 201-column row space: 1.2e9 against 5.9e10 flops
+    f = hat_flops(200, 201, 20)
+    assert f["class_blocks"] < f["hessian"] / 40 and hat_method(200, 201, 20) == "class_blocks"
+    # many rows, few columns: the (K-1) p1-wide Hessian is small
+    assert hat_method(500, 9, 10) == "hessian"
+
+
 def _linearly_separable(X, y):
     """Independent reference: is there (w, b) with y_i (w^T x_i + b) >= 1 for every row
     (labels 0/1)? A feasibility linear programme."""

@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from ._core.logistic import logistic, logistic_alpha_path
+from ._core.logistic import hat_flops, logistic, logistic_alpha_path
 from ._core.logistic import row_space as logistic_row_space
 from ._core.loo import (
     argmin_prefer_last,
@@ -345,11 +345,14 @@ _LOGISTIC_PATIENCE = 3
 
 
 def logistic_selection_flops(n, d, K):
-    """Estimated flops of choosing alpha for one cross-entropy candidate by ALO."""
+    """Estimated flops of choosing alpha for one cross-entropy candidate by ALO: per
+    alpha, about 50 L-BFGS gradients and the ALO's hat blocks (the cheaper method of
+    :func:`lastlayer._core.logistic.hat_flops` with more than two classes)."""
     p = min(n, d) + 1
     q = p * (K - 1)
+    hat = n * q * q + q**3 if K <= 2 else min(hat_flops(n, p, K).values())
     n_alphas = len(range(0, ALPHA_GRID.size, _LOGISTIC_GRID_STEP))
-    return n_alphas * (50.0 * n * p * K + n * q * q + q**3)
+    return n_alphas * (50.0 * n * p * K + hat)
 
 
 def _configurations(params, n, d, kind, design):

@@ -16,10 +16,14 @@ from scipy.optimize import minimize
 from .loo import argmin_prefer_last
 from .stats import EPS, fill_lower_from_upper
 
+#: :func:`_class_block_hat` gives way to the explicit Hessian when its capacitance's
+#: reciprocal condition number is below this (about 1e-8 relative accuracy left).
+HAT_RCOND = 1e-8
+
 __all__ = ["LogisticSolution", "Preconditioner", "alo_cross_entropy", "alo_logits",
-           "augment", "exact_loo_cross_entropy", "logistic", "logistic_alpha_path",
-           "logistic_loss_grad", "logsumexp_rows", "preconditioner", "row_space",
-           "separates"]
+           "augment", "exact_loo_cross_entropy", "hat_flops", "hat_method", "logistic",
+           "logistic_alpha_path", "logistic_loss_grad", "logsumexp_rows", "preconditioner",
+           "row_space", "separates"]
 
 
 class LogisticSolution(NamedTuple):
@@ -185,7 +189,9 @@ def alo_cross_entropy(Xa, y, r, alpha, n_norm, K, Theta, return_logits=False):
     ``z_i^{(-i)} = z_i + M_i (I - r_i L_i M_i)^{-1} r_i g_i`` with
     ``g_i = p_i - e_{y_i}``, ``L_i = diag(p_i) - p_i p_i^T`` and
     ``M_i = J_i H^{-1} J_i^T`` the (K, K) block of the inverse Hessian of the
-    unnormalised objective seen by row ``i`` (Woodbury: ``H`` is inverted once).
+    unnormalised objective seen by row ``i``, from one factorisation of ``H`` (two
+    classes: :func:`_binary_hat`) or, where cheaper (:func:`hat_method`), from one
+    factorisation per class and an ``n``-row capacitance (:func:`_class_block_hat`).
 
     The data Hessian vanishes on every "common shift" direction
     ``Theta -> Theta + u 1^T`` (``L_i 1 = 0``), so ``H`` is block-diagonal between
@@ -207,8 +213,15 @@ def alo_cross_entropy(Xa, y, r, alpha, n_norm, K, Theta, return_logits=False):
     Ep = P @ E
     EdE = (P @ (E[:, :, None] * E[:, None, :]).reshape(K, k1 * k1)).reshape(n, k1, k1)
     Lr = EdE - Ep[:, :, None] * Ep[:, None, :]  # E^T (diag(p) - p p^T) E
-    M = _binary_hat(Xa, r * Lr[:, 0, 0], 2.0 * alpha * n_norm) if k1 == 1 else None
-    M = _hat_blocks(Xa, r, Lr, alpha, n_norm) if M is None else M[:, None, None]
+    if k1 == 1:
+        m = _binary_hat(Xa, r * Lr[:, 0, 0], 2.0 * alpha * n_norm)
+        M = None if m is None else m[:, None, None]
+    elif hat_method(n, Xa.shape[1], K) == "class_blocks":
+        M = _class_block_hat(Xa, r, P, E, alpha, n_norm)
+    else:
+        M = None
+    if M is None:  # also the fallback of the other two
+        M = _hat_blocks(Xa, r, Lr, alpha, n_norm)
     G = P.copy()
     G[rows, y] -= 1.0
     A = np.eye(k1)[None] - r[:, None, None] * (Lr @ M)
@@ -237,9 +250,92 @@ def _binary_hat(Xa, w, pen):
     return np.einsum("ij,ij->j", Zt, Zt)
 
 
+def hat_flops(n, p1, K):
+    """Estimated flops of the hat blocks of :func:`alo_cross_entropy` for ``n`` rows,
+    ``p1`` columns (intercept included) and ``K > 2`` classes, by method:
+    ``"hessian"`` (:func:`_hat_blocks`: build, invert and read the ``p1 (K-1)``-wide
+    Hessian) and ``"class_blocks"`` (:func:`_class_block_hat`)."""
+    q = p1 * (K - 1)
+    m = n + K - 1
+    return {
+        "hessian": n * q * q + q**3,
+        "class_blocks": K * (2.0 * n * p1 * p1 + p1**3 / 3.0 + 2.0 * p1 * m * m
+                             + 2.0 * n * p1 * m) + m**3 / 3.0 + 2.0 * n * K * K * m,
+    }
+
+
+def hat_method(n, p1, K):
+    """The cheaper method of :func:`hat_flops` (ties: the explicit Hessian)."""
+    f = hat_flops(n, p1, K)
+    return "class_blocks" if f["class_blocks"] < f["hessian"] else "hessian"
+
+
+def _class_block_hat(Xa, r, P, E, alpha, n_norm):
+    """The hat blocks ``M_i`` of :func:`alo_cross_entropy` without the
+    ``p1 (K-1)``-wide Hessian; None where a factorisation fails or is too
+    ill-conditioned to trust (the caller then forms the Hessian).
+
+    In the full ``K``-class coordinates the Hessian is class-block-diagonal less a
+    rank-``n`` term: ``H = B - U U^T`` with ``B_k = Xa^T diag(r p_k) Xa + 2 alpha
+    n_norm I_W`` and ``u_i = sqrt(r_i) (x_i (x) p_i)`` (``L_i = diag(p_i) - p_i p_i^T``).
+    ``H`` is singular on the common intercept shift, which ``E`` projects away; any
+    inverse on the common-shift directions gives the same ``E^T N_i E``, so the
+    intercepts get ``tau`` in every ``B_k`` and lose it again on ``1^perp`` (``K - 1``
+    more columns): ``G = (B' - V V^T)^{-1}``, ``V = [U, sqrt(tau) (e (x) E)]``, by
+    Woodbury with the positive definite capacitance ``D = I - V^T B'^{-1} V``:
+    ``N_i = diag_k(x_i^T B'_k^{-1} x_i) + Q_i D^{-1} Q_i^T``. Cost
+    :func:`hat_flops`: ``K`` factorisations of ``p1 x p1`` and one of
+    ``(n + K - 1)``, instead of one of ``p1 (K-1)``. The subtraction in ``D`` loses
+    precision when the probabilities saturate; below a reciprocal condition number
+    of ``HAT_RCOND`` the explicit Hessian is used instead.
+    """
+    n, p1 = Xa.shape
+    K = P.shape[1]
+    m = n + K - 1
+    pen = 2.0 * alpha * n_norm
+    if not pen > 0.0:
+        return None  # no penalty: the common shifts of the coefficients are null too
+    tau = float(r.sum()) / K  # the intercept's curvature with uniform probabilities
+    idx = np.arange(p1 - 1)
+    sr = np.sqrt(r)
+    Y = np.empty((K, p1, n))  # c_k^{-T} Xa^T, with B'_k = c_k^T c_k
+    Z = np.zeros((K, p1, m))  # c_k^{-T} V_k (class k's rows of V)
+    for k in range(K):
+        Xs = Xa * np.sqrt(r * P[:, k])[:, None]
+        B = scipy.linalg.blas.dsyrk(1.0, Xs.T, trans=0, lower=0)  # upper of Xs^T Xs
+        B[idx, idx] += pen
+        B[-1, -1] += tau
+        c, info = scipy.linalg.lapack.dpotrf(B, lower=0, clean=1)
+        if info != 0:
+            return None
+        Y[k] = scipy.linalg.blas.dtrsm(1.0, c, Xa.T, side=0, lower=0, trans_a=1)
+        np.multiply(Y[k], sr * P[:, k], out=Z[k, :, :n])
+        Z[k, -1, n:] = np.sqrt(tau) / c[-1, -1] * E[k]  # c_k^{-T} e is e / c_k[-1, -1]
+    Zs = Z.reshape(K * p1, m)
+    D = scipy.linalg.blas.dsyrk(-1.0, Zs.T, trans=0, lower=0)  # upper of -V^T B'^-1 V
+    D[np.arange(m), np.arange(m)] += 1.0
+    L, info = scipy.linalg.lapack.dpotrf(D, lower=0, clean=1)
+    if info != 0:
+        return None
+    upper = np.triu(D)
+    anorm = float(np.abs(upper + np.triu(upper, 1).T).sum(axis=0).max())
+    rcond, info = scipy.linalg.lapack.dpocon(L, anorm)
+    if info != 0 or not rcond > HAT_RCOND:
+        return None
+    F = np.empty((K, n, m))  # Q_i = F[:, i, :] after the solve with L
+    for k in range(K):
+        Zt = scipy.linalg.blas.dtrsm(1.0, L, Z[k], side=1, lower=0)  # Z_k L^{-1}
+        F[k] = Y[k].T @ Zt
+    Q = F.transpose(1, 0, 2)  # (n, K, m)
+    N = np.matmul(Q, Q.transpose(0, 2, 1))
+    N[:, np.arange(K), np.arange(K)] += np.einsum("kai,kai->ik", Y, Y)
+    return np.matmul(np.matmul(E.T[None], N), E[None])
+
+
 def _hat_blocks(Xa, r, Lr, alpha, n_norm):
     """``M_i = J_i H^{-1} J_i^T`` (n, k1, k1) of :func:`alo_cross_entropy` from the
-    explicit inverse (the pseudo-inverse when the probabilities saturate)."""
+    explicit inverse of the ``p1 (K-1)``-wide Hessian in the coordinates of ``E``
+    (the pseudo-inverse when the probabilities saturate)."""
     n, p1 = Xa.shape
     k1 = Lr.shape[1]
     # Hessian of sum_i r_i CE_i + alpha n_norm ||W||^2 on 1^perp; (a, k) -> a*k1 + k
