@@ -133,8 +133,22 @@ def _nan_x(X, y):
 
 
 def _inf_x(X, y):
-    X[0, 0] = np.inf
+    X[4, 2] = np.inf
     return X, y, {}
+
+
+def _predict_inf():
+    X, y = gaussian([30, 30])
+    model = LastLayerClassifier().fit(X, y)
+    X[11, 0] = -np.inf
+    model.predict(X)
+
+
+def _validation_nan():
+    X, y = gaussian([30, 30])
+    Xv = X.copy()
+    Xv[8, 3] = np.nan
+    LastLayerClassifier(weighting="tuned").fit(X, y, X_val=Xv, y_val=y)
 
 
 def _predict_wrong_features():
@@ -185,8 +199,16 @@ API_ROWS = [
     ("14-huge-value", _huge_value, ValueError, "at row 5, column 3"),
     ("14-huge-value-float32", _huge_value_float32, ValueError, "stay finite in float32"),
     # handled before
-    ("nan-x", _fit_with(_nan_x), ValueError, "NaN"),
-    ("inf-x", _fit_with(_inf_x), ValueError, "infinity"),
+    ("nan-x", _fit_with(_nan_x), ValueError,
+     "X must be finite. Got 1 non-finite value(s) (1 NaN, 0 inf); the first is at row 3, "
+     "column 1"),
+    ("inf-x", _fit_with(_inf_x), ValueError, "(0 NaN, 1 inf); the first is at row 4, column 2"),
+    ("nan-x-float32", _fit_with(lambda X, y: _nan_x(X.astype(np.float32), y)), ValueError,
+     "the first is at row 3, column 1"),
+    ("predict-inf", _predict_inf, ValueError, "(0 NaN, 1 inf); the first is at row 11, column 0"),
+    ("validation-nan", _validation_nan, ValueError,
+     "X_val must be finite. Got 1 non-finite value(s) (1 NaN, 0 inf); the first is at row 8, "
+     "column 3"),
     ("1d-x", _fit_with(lambda X, y: (X[:, 0], y, {})), ValueError, "Expected 2D array"),
     ("3d-x", _fit_with(lambda X, y: (X[:, :, None], y, {})), ValueError, "dim 3"),
     ("length-mismatch", _fit_with(lambda X, y: (X, y[:-1], {})), ValueError,

@@ -282,7 +282,7 @@ def test_bad_data():
         clf.fit(Xn, y)
     Xi = X.copy()
     Xi[0, 0] = np.inf
-    with pytest.raises(ValueError, match="infinity"):
+    with pytest.raises(ValueError, match=r"1 inf\); the first is at row 0, column 0"):
         clf.fit(Xi, y)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         clf.fit(X, y[:-1])

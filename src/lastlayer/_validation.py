@@ -65,6 +65,7 @@ __all__ = [
     "check_cell_rows",
     "check_feature_range",
     "check_feature_values",
+    "check_estimator_rows",
     "check_finite_rows",
     "find_feature_outlier",
     "warn_feature_outlier",
@@ -1076,15 +1077,26 @@ def check_subsample(subsample, y, min_per_class=2):
     return int(subsample)
 
 
+def check_estimator_rows(estimator, X, y="no_validation", *, name="X",
+                         dtype=(np.float64, np.float32), **kwargs):
+    """scikit-learn's ``validate_data`` for ``estimator`` (shape, dtype,
+    ``n_features_in_``; ``y`` as there), with NaN and inf refused by
+    :func:`check_finite_rows` (count, row and column named) instead of scikit-learn's
+    message without a position."""
+    from sklearn.utils.validation import validate_data
+
+    out = validate_data(estimator, X, y, dtype=dtype, ensure_all_finite=False, **kwargs)
+    check_finite_rows(out[0] if isinstance(out, tuple) else out, name)
+    return out
+
+
 def check_validation_rows(estimator, X_val, y_val, groups_val, group_names):
     """Validation rows of ``weighting="tuned"``: features checked against the fitted
     ``estimator`` (its ``n_features_in_`` and ``classes_``), class index and unit index
     (group, when ``group_names``) of every row."""
-    from sklearn.utils.validation import validate_data
-
     if y_val is None:
         raise ValueError("X_val was given without y_val.")
-    Xv = validate_data(estimator, X_val, dtype=np.float64, reset=False)
+    Xv = check_estimator_rows(estimator, X_val, name="X_val", dtype=np.float64, reset=False)
     yv = check_fit_labels(y_val, "y_val", Xv.shape[0])
     unknown = np.setdiff1d(yv, estimator.classes_)
     if unknown.size:

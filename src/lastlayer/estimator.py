@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from ._fit import (
     ALPHA_GRID,
@@ -28,6 +28,7 @@ from ._fit import (
 from ._progress import PhaseLog
 from ._select import fit_selected, selection_attributes
 from ._validation import (
+    check_estimator_rows,
     check_fit_labels,
     check_fit_sample_weight,
     check_params,
@@ -51,7 +52,7 @@ _PARAMETERS = estimator_parameter_table({**WEIGHTINGS, "auto": None}, _LOSSES, _
 class LastLayerClassifier(ClassifierMixin, BaseEstimator):
     r"""Retrain a last linear layer with loss weights chosen from the data.
 
-    With square loss (the default, one-hot targets ``e_y``) the fitted layer solves
+    With square loss (one-hot targets ``e_y``; ``loss="auto"`` chooses) the layer solves
 
     .. math::
 
@@ -224,8 +225,7 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
             n, d, dtype = data.n_samples, data.n_features, data.dtype
             data = Data(source=data, dask_X=X if kind == "dask" else None)
         else:
-            X, y = validate_data(self, X, y, dtype=(np.float64, np.float32),
-                                 ensure_min_samples=2, y_numeric=False)
+            X, y = check_estimator_rows(self, X, y, ensure_min_samples=2)
             (n, d), dtype, kind = X.shape, X.dtype, "memory"
         design = self._design(y, groups, sample_weight, n)
         validation = None
@@ -313,7 +313,7 @@ class LastLayerClassifier(ClassifierMixin, BaseEstimator):
         """Scores: shape (n_samples,) for two classes (positive = ``classes_[1]``),
         else (n_samples, n_classes)."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = check_estimator_rows(self, X, dtype=np.float64, reset=False)
         scores = X @ self.coef_.T + self.intercept_
         return scores.ravel() if self.classes_.size == 2 else scores
 
