@@ -182,7 +182,7 @@ def separates(X, y, r, W, b):
     return bool(np.all(true > Z.max(axis=1)))
 
 
-def alo_cross_entropy(Xa, y, r, alpha, n_norm, K, Theta, return_logits=False):
+def alo_cross_entropy(Xa, y, r, alpha, n_norm, K, Theta, return_logits=False, hat="auto"):
     """Approximate leave-one-out cross-entropy (Rad & Maleki 2020) at ``Theta``.
 
     One Newton step from the full fit towards the fit without row ``i``:
@@ -202,6 +202,8 @@ def alo_cross_entropy(Xa, y, r, alpha, n_norm, K, Theta, return_logits=False):
 
     Returns the weighted mean ALO and training cross-entropies, and with
     ``return_logits`` also the approximate leave-one-out logits ``z^{(-i)}`` (n, K).
+    ``hat``: "auto" (:func:`hat_method`), "hessian" or "class_blocks" (more than two
+    classes; both give the same blocks up to rounding).
     """
     n = Xa.shape[0]
     Z = Xa @ Theta
@@ -216,7 +218,7 @@ def alo_cross_entropy(Xa, y, r, alpha, n_norm, K, Theta, return_logits=False):
     if k1 == 1:
         m = _binary_hat(Xa, r * Lr[:, 0, 0], 2.0 * alpha * n_norm)
         M = None if m is None else m[:, None, None]
-    elif hat_method(n, Xa.shape[1], K) == "class_blocks":
+    elif (hat_method(n, Xa.shape[1], K) if hat == "auto" else hat) == "class_blocks":
         M = _class_block_hat(Xa, r, P, E, alpha, n_norm)
     else:
         M = None
