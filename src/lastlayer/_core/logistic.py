@@ -14,7 +14,7 @@ import scipy.linalg
 from scipy.optimize import minimize
 
 from .loo import argmin_prefer_last
-from .stats import EPS, fill_lower_from_upper
+from .stats import EPS, block_rows, fill_lower_from_upper
 
 #: :func:`_class_block_hat` gives way to the explicit Hessian when its capacitance's
 #: reciprocal condition number is below this (about 1e-8 relative accuracy left).
@@ -289,7 +289,8 @@ def _class_block_hat(Xa, r, P, E, alpha, n_norm):
     :func:`hat_flops`: ``K`` factorisations of ``p1 x p1`` and one of
     ``(n + K - 1)``, instead of one of ``p1 (K-1)``. The subtraction in ``D`` loses
     precision when the probabilities saturate; below a reciprocal condition number
-    of ``HAT_RCOND`` the explicit Hessian is used instead.
+    of ``HAT_RCOND`` the explicit Hessian is used instead. Memory: ``2 K p1 (n + K)``
+    numbers for the factors' solves and the ``Q_i`` of a block of rows at a time.
     """
     n, p1 = Xa.shape
     K = P.shape[1]
@@ -324,12 +325,13 @@ def _class_block_hat(Xa, r, P, E, alpha, n_norm):
     rcond, info = scipy.linalg.lapack.dpocon(L, anorm)
     if info != 0 or not rcond > HAT_RCOND:
         return None
-    F = np.empty((K, n, m))  # Q_i = F[:, i, :] after the solve with L
     for k in range(K):
-        Zt = scipy.linalg.blas.dtrsm(1.0, L, Z[k], side=1, lower=0)  # Z_k L^{-1}
-        F[k] = Y[k].T @ Zt
-    Q = F.transpose(1, 0, 2)  # (n, K, m)
-    N = np.matmul(Q, Q.transpose(0, 2, 1))
+        Z[k] = scipy.linalg.blas.dtrsm(1.0, L, Z[k], side=1, lower=0)  # Z_k L^{-1}
+    N = np.empty((n, K, K))
+    step = block_rows(n, K * m)  # Q_i = (Y_k[:, i]^T Z_k L^{-1})_k, (K, m) a row
+    for lo in range(0, n, step):
+        Q = np.matmul(Y[:, :, lo:lo + step].transpose(0, 2, 1), Z).transpose(1, 0, 2)
+        N[lo:lo + step] = np.matmul(Q, Q.transpose(0, 2, 1))
     N[:, np.arange(K), np.arange(K)] += np.einsum("kai,kai->ik", Y, Y)
     return np.matmul(np.matmul(E.T[None], N), E[None])
 
