@@ -3,6 +3,7 @@ message, and no output file created or changed (issue 12, and the cases handled
 before it). API rows call the library; CLI rows run ``lastlayer.cli.main``."""
 
 import importlib.util
+import re
 import warnings
 import zipfile
 
@@ -475,6 +476,18 @@ def test_verbose_estimator_phases(capsys):
     for phase in ("statistics:", "alpha:", "weights:", "layer:"):
         assert phase in err
     LastLayerClassifier().fit(X, y)
+    assert capsys.readouterr().err == ""
+
+
+def test_verbose_cross_entropy_path_shows_its_progress(capsys):
+    # the cross-entropy alpha path (seconds to minutes with many classes) advances a
+    # bar on stderr, one step an alpha; silent without verbose
+    X, y = gaussian([40, 40])
+    LastLayerClassifier(verbose=1, loss="logistic", weighting="balanced").fit(X, y)
+    out, err = capsys.readouterr()
+    assert out == "" and "cross-entropy alpha, balanced weights (ALO)" in err
+    assert re.search(r"\d+/16", err)  # the grid's 16 alphas (every third of 46)
+    LastLayerClassifier(loss="logistic", weighting="balanced").fit(X, y)
     assert capsys.readouterr().err == ""
 
 

@@ -7,7 +7,7 @@ One direction, immutable values, no callbacks into the estimator::
     statistics(data, design, plan)   -> stats       per-cell sums and Gram matrices
     RidgeOracle(data, design, plan, stats)          ridge fits, leverages, LOO alpha
     select(params, design, plan, oracle, ...) -> Choice   weights and alpha
-    fit_layer(params, design, plan, oracle, choice) -> Layer   the last layer
+    fit_layer(params, design, plan, oracle, choice, log) -> Layer   the last layer
 
 :func:`lastlayer._select.fit_selected` runs the last three for every candidate
 configuration of the plan and keeps the best by leave-one-out. Inputs arrive
@@ -928,19 +928,22 @@ def _average(fits):
     return W, b
 
 
-def _logistic_alpha(params, design, plan, oracle, choice, row_w):
+def _logistic_alpha(params, design, plan, oracle, choice, row_w, log):
     """The cross-entropy alpha, and the ALO path's fit ``(W, b, converged)`` at it (the
-    final fit: the same problem, already solved) when a path chose it, else None."""
+    final fit: the same problem, already solved) when a path chose it, else None;
+    ``log`` shows the path's progress."""
     if plan.logistic_alpha == "fixed":
         return float(params["alpha"]), None
     if plan.logistic_alpha == "tuned" and choice.weighting.alpha is not None:
         return float(choice.weighting.alpha), None
     X, K = oracle.features, design.n_classes
-    alpha, path = logistic_alpha_path(X, design.y_idx, K, row_w,
-                                      choice.alphas[::_LOGISTIC_GRID_STEP],
-                                      float(design.sample_weight.sum()), _LOGISTIC_MAX_ITER,
-                                      _LOGISTIC_TOL, "alo", patience=_LOGISTIC_PATIENCE,
-                                      space=oracle.logistic_rows())
+    grid = choice.alphas[::_LOGISTIC_GRID_STEP]
+    with log.steps(grid.size, f"cross-entropy alpha, {plan.weighting} weights (ALO)") as tick:
+        alpha, path = logistic_alpha_path(X, design.y_idx, K, row_w, grid,
+                                          float(design.sample_weight.sum()),
+                                          _LOGISTIC_MAX_ITER, _LOGISTIC_TOL, "alo",
+                                          patience=_LOGISTIC_PATIENCE,
+                                          space=oracle.logistic_rows(), callback=tick)
     i = path["best_index"]
     return float(alpha), (path["coef"][i], path["intercept"][i], bool(path["converged"][i]))
 
@@ -958,8 +961,9 @@ def warn_unconverged(converged, alpha, what="the cross-entropy fit"):
                   NotConvergedWarning, stacklevel=4)
 
 
-def fit_layer(params, design, plan, oracle, choice):
-    """Fit the last layer with the chosen weights (and alpha for cross-entropy)."""
+def fit_layer(params, design, plan, oracle, choice, log=None):
+    """Fit the last layer with the chosen weights (and alpha for cross-entropy, its
+    path's progress on ``log``, a :class:`lastlayer._progress.PhaseLog`, when given)."""
     weighting = choice.weighting
     unit_w = weighting.weights
     cell_w = unit_w[design.unit_of_cell]
@@ -977,7 +981,8 @@ def fit_layer(params, design, plan, oracle, choice):
     else:
         X, sw = oracle.features, D.sample_weight
         row_w = sw * cell_w[D.cell_idx]
-        alpha, path_fit = _logistic_alpha(params, design, plan, oracle, choice, row_w)
+        alpha, path_fit = _logistic_alpha(params, design, plan, oracle, choice, row_w,
+                                          log or PhaseLog(0))
         # the objective's n is the sum of the sample weights (docs of the estimator)
         if weighting.subsets:
             fits = [logistic(X[r], D.y_idx[r], K, sw[r], alpha, n_norm=float(sw[r].sum()))

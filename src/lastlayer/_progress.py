@@ -3,7 +3,8 @@
 :class:`PhaseLog` is what ``LastLayerClassifier(verbose=...)`` and the ``lastlayer``
 command use: ``verbose=0`` is silent; ``verbose>=1`` prints one line per phase of
 the fit (statistics, alpha, weights, layer) with its wall time, and a progress bar
-over long loops (the grid of ``weighting="tuned"``).
+over long loops (the grid of ``weighting="tuned"``, the alphas of a cross-entropy
+leave-one-out path).
 """
 
 from __future__ import annotations
@@ -39,6 +40,22 @@ class PhaseLog:
         if self.verbose:
             text = what() if callable(what) else what
             self.info(f"{text} ({time.perf_counter() - t0:.2f} s)")
+
+    @contextmanager
+    def steps(self, total, desc):
+        """A progress bar of up to ``total`` steps (stderr) over the block; yields the
+        function that advances it (a no-op when silent). Closed when the block ends,
+        also when it stops early."""
+        if not self.verbose:
+            yield lambda: None
+            return
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc=f"[{self.name}] {desc}", file=self._out(), leave=False)
+        try:
+            yield bar.update
+        finally:
+            bar.close()
 
     def counted(self, fn, total, desc):
         """``fn`` wrapped to advance a progress bar of ``total`` calls (stderr)."""

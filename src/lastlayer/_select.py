@@ -243,7 +243,7 @@ def _evaluate(params, data, design, plan, stats, spectrum, rng, score, cache, sp
     choice = cache[key]
     with log.phase(lambda: f"layer: {plan.loss} loss, {plan.weighting} weights at "
                            f"alpha={layer.alpha:.4g}"):
-        layer = fit_layer(params_c, design, plan, oracle, choice)
+        layer = fit_layer(params_c, design, plan, oracle, choice, log)
     path = choice.weighting.path
     if path is not None:  # used here at most: do not hold its p x p arrays longer
         choice = cache[key] = replace(choice, weighting=replace(choice.weighting, path=None))

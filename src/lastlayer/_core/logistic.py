@@ -416,14 +416,15 @@ def alo_logits(X, y, K, r, alpha, n_norm, W, b, space=None):
 
 
 def logistic_alpha_path(X, y, K, r, alphas, n_norm, max_iter, tol, method, patience=None,
-                        space=None):
+                        space=None, callback=None):
     """:func:`lastlayer.solvers.logistic_alpha_alo` on checked inputs.
 
     With ``patience`` the path, which runs from the largest alpha down, stops once
     the leave-one-out cross-entropy has risen above its running minimum at
     ``patience`` alphas in a row (the smaller alphas, whose fits are the slowest,
     are then left out: their entries are ``nan``). Exact for a unimodal curve.
-    ``space``: :func:`row_space` of ``X``, when already computed.
+    ``space``: :func:`row_space` of ``X``, when already computed. ``callback``: called
+    with no arguments after each alpha (progress).
     """
     n, d = X.shape
     Xw, basis = row_space(X) if space is None else space
@@ -455,6 +456,8 @@ def logistic_alpha_path(X, y, K, r, alphas, n_norm, max_iter, tol, method, patie
         intercepts[i] = sol.intercept
         worse = worse + 1 if alo[i] > running else 0
         running = min(running, alo[i])
+        if callback is not None:
+            callback()
     best = argmin_prefer_last(alo, alphas)
     path = {
         "alphas": alphas,
