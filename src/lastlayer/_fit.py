@@ -329,8 +329,9 @@ def _fold_sizes(design, cv):
 #: core) ...
 LOGISTIC_SELECTION_FLOPS = 2e10
 #: ... and this many with more than two, where the square loss's one-hot targets can
-#: mask classes and cross-entropy is worth more time (about ten seconds on one core;
-#: docs/selection.md, "When cross-entropy is skipped").
+#: mask classes and cross-entropy is worth more time (measured near the budget: 13-25 s
+#: a default fit on one core, the estimate counting L-BFGS low; docs/selection.md,
+#: "When cross-entropy is skipped").
 LOGISTIC_SELECTION_FLOPS_MULTICLASS = 2e11
 
 
