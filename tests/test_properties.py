@@ -161,3 +161,34 @@ def test_readers_refuse_random_bytes_clearly(suffix, data, noise, tmp_path_facto
         assert "pip install" in str(e)
     else:  # random bytes that happen to parse must still be a valid feature set
         assert fs.X.ndim == 2 and len(fs.y) == fs.X.shape[0]
+
+
+@FAST
+@given(st.integers(0, 2**31 - 1), st.integers(3, 8), st.integers(1, 40),
+       st.integers(0, 40), st.floats(0.05, 6.0), st.floats(-6.0, 0.5))
+def test_multinomial_alo_hat_is_the_same_by_either_method(seed, K, d, extra, scale, log_alpha):
+    # the class-block Woodbury form gives the explicit Hessian's hat blocks (or
+    # declines, when its capacitance is too ill-conditioned to trust) for any rows
+    # (at least as many as columns, as after the row space), weights (some zero),
+    # probabilities (random, up to saturated) and alpha
+    import scipy.linalg
+
+    from lastlayer._core.logistic import _class_block_hat, _hat_blocks, augment, \
+        logsumexp_rows
+
+    rng = np.random.default_rng(seed)
+    n = d + 1 + extra
+    Xa = augment(rng.standard_normal((n, d)) * rng.uniform(0.1, 10))
+    r = rng.uniform(0.2, 3.0, n) * (rng.random(n) > 0.1)
+    Z = Xa @ (scale * rng.standard_normal((d + 1, K)))
+    P = np.exp(Z - logsumexp_rows(Z)[:, None])
+    E = scipy.linalg.null_space(np.ones((1, K)))
+    Ep = P @ E
+    Lr = np.einsum("ik,ka,kb->iab", P, E, E) - Ep[:, :, None] * Ep[:, None, :]
+    alpha = 10.0**log_alpha
+    fast = _class_block_hat(Xa, r, P, E, alpha, float(n))
+    if fast is not None:
+        ref = _hat_blocks(Xa, r, Lr, alpha, float(n))
+        # both methods are within 7e-7 of a 40-digit reference on the worst of 4,000
+        # such draws (random saturated probabilities, alpha down to 1e-6)
+        np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-6 * np.abs(ref).max())

@@ -17,8 +17,12 @@ from .loo import argmin_prefer_last
 from .stats import EPS, block_rows, fill_lower_from_upper
 
 #: :func:`_class_block_hat` gives way to the explicit Hessian when its capacitance's
-#: reciprocal condition number is below this (about 1e-8 relative accuracy left).
-HAT_RCOND = 1e-8
+#: reciprocal condition number is below this. Above it the two methods' blocks agree
+#: to at most ``4e-10 / rcond`` of their largest entry; on 4,000 random problems with
+#: rows at least the columns (as after the row space) and random, often saturated,
+#: probabilities to 1.4e-7, where each is up to 7e-7 from a 40-digit reference.
+#: On fitted models (the suite's draws) the leave-one-out logits agree to 1.4e-9.
+HAT_RCOND = 1e-6
 
 __all__ = ["LogisticSolution", "Preconditioner", "alo_cross_entropy", "alo_logits",
            "augment", "exact_loo_cross_entropy", "hat_flops", "hat_method", "logistic",
