@@ -7,7 +7,8 @@ one ``p x p`` matrix per class and an ``(n + K - 1)``-row Woodbury capacitance.
 ``hat_method`` picks by an estimated flop count (``hat_flops``). This script times
 one ALO evaluation both ways on a cross-entropy fit of Gaussian class means (``n``
 rows, ``d`` features, ``K`` classes), reports the seconds, the estimates, the
-largest difference of the leave-one-out logits and the method the estimate picks.
+largest difference of the leave-one-out logits and the method the estimate picks;
+with ``--memory`` also the tracemalloc peak of one more evaluation each way (untimed).
 
 Usage::
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import tracemalloc
 
 import numpy as np
 from _record import write_json
@@ -35,6 +37,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0, help="data seed (default 0)")
     ap.add_argument("--alpha", type=float, default=1e-3,
                     help="ridge of the cross-entropy fit (default 1e-3)")
+    ap.add_argument("--memory", action="store_true",
+                    help="also record each method's tracemalloc peak (one more, untimed, "
+                         "evaluation each)")
     ap.add_argument("--out", default="", help="JSON output path ('' for none, the default)")
     args = ap.parse_args(argv)
     if args.repeats < 1:
@@ -66,13 +71,20 @@ def main(argv=None):
                 times.append(time.perf_counter() - t0)
             logits[method] = out[2]
             row[f"{method}_s"] = float(np.median(times))
+            if args.memory:
+                tracemalloc.start()
+                alo_cross_entropy(Xa, y, r, args.alpha, float(n), K, Theta, hat=method)
+                row[f"{method}_peak_mib"] = tracemalloc.get_traced_memory()[1] / 2**20
+                tracemalloc.stop()
         row["max_logit_difference"] = float(np.abs(logits["hessian"]
                                                    - logits["class_blocks"]).max())
         rows.append(row)
         print(f"{n} x {d}, K = {K}: hessian {row['hessian_s']:.3f} s, class blocks "
               f"{row['class_blocks_s']:.3f} s (estimates {row['estimate_flops']['hessian']:.2g}"
               f" / {row['estimate_flops']['class_blocks']:.2g} flops; picks {row['chosen']}); "
-              f"logits differ by {row['max_logit_difference']:.1e}", flush=True)
+              f"logits differ by {row['max_logit_difference']:.1e}"
+              + (f"; peak {row['hessian_peak_mib']:.0f} / {row['class_blocks_peak_mib']:.0f} MiB"
+                 if args.memory else ""), flush=True)
     if args.out:
         write_json(args.out, {"script": "benchmarks/perf_alo.py", "seed": args.seed,
                               "repeats": args.repeats, "alpha": args.alpha,
