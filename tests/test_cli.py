@@ -106,6 +106,23 @@ def test_fit_json_report_and_layer(capsys, feature_files, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_fit_says_when_cross_entropy_was_not_compared(capsys, feature_files, monkeypatch):
+    # above the flop budget the cross-entropy candidates are left out: the JSON says
+    # why and the table says so in a line, with the way to fit it anyway
+    from lastlayer import _fit
+
+    train, test = feature_files
+    assert run_json(capsys, "fit", "--train", train, "--test", test)["selection_skipped"] is None
+    monkeypatch.setattr(_fit, "LOGISTIC_SELECTION_FLOPS_MULTICLASS", 1.0)
+    out = run_json(capsys, "fit", "--train", train, "--test", test)
+    assert out["selection_skipped"].startswith("cross-entropy candidates: their leave-one-out")
+    assert {r["loss"] for r in out["selection"]} == {"square"}
+    code, text, err = run(capsys, "fit", "--train", train, "--test", test)
+    assert code == 0 and "Not compared: cross-entropy candidates" in text
+    assert "--loss logistic fits cross-entropy anyway" in text
+    assert "not compared: cross-entropy candidates" in err  # the phase log, on stderr
+
+
 def test_fit_precision_follows_the_feature_dtype(capsys, feature_files, tmp_path):
     train, test = feature_files
     with np.load(train) as z:

@@ -274,6 +274,8 @@ def fit_selected(params, data, design, plan, stats, random_state=None, validatio
     leave-one-out; returns ``(kept Evaluation, all Evaluations)``. ``log`` (a
     :class:`lastlayer._progress.PhaseLog`) reports the phases on stderr."""
     log = log or PhaseLog(0)
+    if plan.selection_skipped:
+        log.info(f"not compared: {plan.selection_skipped}")
     rng = np.random.default_rng(random_state if not isinstance(
         random_state, np.random.RandomState) else random_state.randint(2**31))
     plans = plan.candidates or (plan,)

@@ -265,6 +265,7 @@ def cmd_fit(args):
         "weighting": args.weighting, "loss": args.loss,
         "chosen_loss": clf.loss_, "chosen_weighting": clf.weighting_,
         "selection": clf.selection_,
+        "selection_skipped": clf.plan_["selection_skipped"],
         "loo_class_accuracy": _loo_estimates(clf),
         "classes": clf.classes_.tolist(),
         "class_weights": clf.class_weight_.tolist(),
@@ -295,6 +296,10 @@ def cmd_fit(args):
                    for r in clf.selection_],
                   ["candidate", "LOO estimate", "alpha", "kept"]), ""]
           if len(clf.selection_) > 1 else []),
+        *([f"Not compared: {clf.plan_['selection_skipped']} (--loss logistic fits "
+           f"cross-entropy anyway)" if "cross-entropy" in clf.plan_["selection_skipped"]
+           else f"Not compared: {clf.plan_['selection_skipped']}", ""]
+          if clf.plan_["selection_skipped"] else []),
         f"Evaluated on {'test: ' + args.test if args.test else 'the training set'}",
         report_markdown(rep),
         *([f"labels never seen in training (accuracy 0 by construction): "
