@@ -18,12 +18,11 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import tracemalloc
 
 import numpy as np
-from _record import write_json
+from _record import write_rows
 
 SHAPES = ((200, 200, 20), (400, 400, 20), (200, 200, 10), (100, 100, 10), (1000, 1000, 3),
           (300, 64, 10), (500, 32, 10), (2000, 200, 5))
@@ -47,7 +46,6 @@ def main(argv=None):
     if not args.alpha > 0:
         ap.error(f"--alpha must be positive. Got {args.alpha}.")
 
-    import lastlayer
     from lastlayer._core.logistic import alo_cross_entropy, augment, hat_flops, hat_method
     from lastlayer.solvers import solve_logistic
 
@@ -86,12 +84,8 @@ def main(argv=None):
               + (f"; peak {row['hessian_peak_mib']:.0f} / {row['class_blocks_peak_mib']:.0f} MiB"
                  if args.memory else ""), flush=True)
     if args.out:
-        write_json(args.out, {"script": "benchmarks/perf_alo.py", "seed": args.seed,
-                              "repeats": args.repeats, "alpha": args.alpha,
-                              "lastlayer": lastlayer.__version__,
-                              "threads": os.environ.get("OPENBLAS_NUM_THREADS", "unset"),
-                              "load_average": list(os.getloadavg()), "rows": rows})
-        print(f"wrote {args.out}")
+        write_rows(args.out, "benchmarks/perf_alo.py", rows, seed=args.seed,
+                   repeats=args.repeats, alpha=args.alpha)
 
 
 if __name__ == "__main__":

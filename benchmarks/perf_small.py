@@ -14,12 +14,11 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import warnings
 
 import numpy as np
-from _record import write_json
+from _record import write_rows
 
 SIZES = ((200, 10, 2), (600, 32, 5))
 
@@ -33,7 +32,6 @@ def main(argv=None):
     if args.repeats < 1:
         ap.error(f"--repeats must be at least 1 (timed fits per size). Got {args.repeats}.")
 
-    import lastlayer
     from lastlayer import LastLayerClassifier
 
     warnings.simplefilter("ignore")
@@ -53,11 +51,8 @@ def main(argv=None):
         print(f"{n} x {d}, K = {K}: median {rows[-1]['median_ms']:.1f} ms, "
               f"min {rows[-1]['min_ms']:.1f} ms", flush=True)
     if args.out:
-        write_json(args.out, {"script": "benchmarks/perf_small.py", "seed": args.seed,
-                              "repeats": args.repeats, "lastlayer": lastlayer.__version__,
-                              "threads": os.environ.get("OPENBLAS_NUM_THREADS", "unset"),
-                              "load_average": list(os.getloadavg()), "rows": rows})
-        print(f"wrote {args.out}")
+        write_rows(args.out, "benchmarks/perf_small.py", rows, seed=args.seed,
+                   repeats=args.repeats)
 
 
 if __name__ == "__main__":

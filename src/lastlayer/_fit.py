@@ -329,9 +329,9 @@ def _fold_sizes(design, cv):
 #: core) ...
 LOGISTIC_SELECTION_FLOPS = 2e10
 #: ... and this many with more than two, where the square loss's one-hot targets can
-#: mask classes and cross-entropy is worth more time (measured near the budget: 13-25 s
-#: a default fit on one core, the estimate counting L-BFGS low; docs/selection.md,
-#: "When cross-entropy is skipped").
+#: mask classes and cross-entropy is worth more time (3-14 s a candidate on one core
+#: near the budget, two candidates a default fit; benchmarks/ce_budget.py,
+#: docs/selection.md, "When cross-entropy is skipped").
 LOGISTIC_SELECTION_FLOPS_MULTICLASS = 2e11
 
 
@@ -347,13 +347,16 @@ _LOGISTIC_PATIENCE = 3
 
 def logistic_selection_flops(n, d, K):
     """Estimated flops of choosing alpha for one cross-entropy candidate by ALO: per
-    alpha, about 50 L-BFGS gradients and the ALO's hat blocks (the cheaper method of
-    :func:`lastlayer._core.logistic.hat_flops` with more than two classes)."""
+    alpha, about 50 L-BFGS gradients and the ALO's hat blocks. With more than two
+    classes the count is the work done: a gradient is two ``n p K`` products (``4 n p
+    K`` flops) and the hat the cheaper method of
+    :func:`lastlayer._core.logistic.hat_flops`; with two classes it is the count the
+    budget was set with (``n p K`` a gradient, ``n p^2 + p^3`` the hat)."""
     p = min(n, d) + 1
-    q = p * (K - 1)
-    hat = n * q * q + q**3 if K <= 2 else min(hat_flops(n, p, K).values())
     n_alphas = len(range(0, ALPHA_GRID.size, _LOGISTIC_GRID_STEP))
-    return n_alphas * (50.0 * n * p * K + hat)
+    if K <= 2:
+        return n_alphas * (50.0 * n * p * K + n * p * p + p**3)
+    return n_alphas * (50.0 * 4.0 * n * p * K + min(hat_flops(n, p, K).values()))
 
 
 def _configurations(params, n, d, kind, design):

@@ -259,12 +259,13 @@ def _binary_hat(Xa, w, pen):
 def hat_flops(n, p1, K):
     """Estimated flops of the hat blocks of :func:`alo_cross_entropy` for ``n`` rows,
     ``p1`` columns (intercept included) and ``K > 2`` classes, by method:
-    ``"hessian"`` (:func:`_hat_blocks`: build, invert and read the ``p1 (K-1)``-wide
-    Hessian) and ``"class_blocks"`` (:func:`_class_block_hat`)."""
+    ``"hessian"`` (:func:`_hat_blocks`: build the ``p1 (K-1)``-wide Hessian from
+    ``K (K-1) / 2`` weighted Grams, invert it, read each row's block off the inverse)
+    and ``"class_blocks"`` (:func:`_class_block_hat`)."""
     q = p1 * (K - 1)
     m = n + K - 1
     return {
-        "hessian": n * q * q + q**3,
+        "hessian": 2.0 * n * q * q + q**3,
         "class_blocks": K * (2.0 * n * p1 * p1 + p1**3 / 3.0 + 2.0 * p1 * m * m
                              + 2.0 * n * p1 * m) + m**3 / 3.0 + 2.0 * n * K * K * m,
     }
