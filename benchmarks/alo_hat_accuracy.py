@@ -79,10 +79,9 @@ def main(argv=None):
                          "against a 40-digit inverse (default 0; needs mpmath)")
     ap.add_argument("--out", default="", help="JSON output path ('' for none, the default)")
     args = ap.parse_args(argv)
-    if args.draws < 1:
-        ap.error(f"--draws must be at least 1. Got {args.draws}.")
-    if args.reference < 0:
-        ap.error(f"--reference must be non-negative. Got {args.reference}.")
+    for option, value, least in (("--draws", args.draws, 1), ("--reference", args.reference, 0)):
+        if value < least:
+            ap.error(f"{option} must be at least {least}. Got {value}.")
 
     from lastlayer._core.logistic import HAT_RCOND, _class_block_hat, _hat_blocks
 
