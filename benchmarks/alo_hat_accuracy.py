@@ -100,9 +100,10 @@ def main(argv=None):
         scale = np.abs(ref).max()
         rows.append({**spec, "disagreement": float(np.abs(fast - ref).max() / scale)})
     rows.sort(key=lambda row: -row["disagreement"])
+    worst = f"{rows[0]['disagreement']:.2g} of the largest block entry" if rows else "none"
     print(f"{args.draws} draws (seed {args.seed}), HAT_RCOND {HAT_RCOND:g}: class blocks "
-          f"declined {declined}; largest disagreement with the explicit Hessian "
-          f"{rows[0]['disagreement']:.2g} of the largest block entry", flush=True)
+          f"declined {declined}; largest disagreement with the explicit Hessian {worst}",
+          flush=True)
     checked = 0
     for row in rows:
         if checked >= args.reference:
