@@ -324,11 +324,14 @@ def _class_block_hat(Xa, r, P, E, alpha, n_norm):
     Zs = Z.reshape(K * p1, m)
     D = scipy.linalg.blas.dsyrk(-1.0, Zs.T, trans=0, lower=0)  # upper of -V^T B'^-1 V
     D[np.arange(m), np.arange(m)] += 1.0
-    L, info = scipy.linalg.lapack.dpotrf(D, lower=0, clean=1)
+    # the 1-norm of the symmetric D from its upper triangle: column j's sum is the
+    # triangle's column j plus its row j, the diagonal counted once
+    A = np.abs(np.triu(D))
+    anorm = float((A.sum(axis=0) + A.sum(axis=1) - A.diagonal()).max())
+    del A
+    L, info = scipy.linalg.lapack.dpotrf(D, lower=0, clean=1, overwrite_a=1)  # D's memory
     if info != 0:
         return None
-    upper = np.triu(D)
-    anorm = float(np.abs(upper + np.triu(upper, 1).T).sum(axis=0).max())
     rcond, info = scipy.linalg.lapack.dpocon(L, anorm)
     if info != 0 or not rcond > HAT_RCOND:
         return None
