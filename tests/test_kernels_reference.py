@@ -404,3 +404,163 @@ def test_cell_rows_memo_returns_fresh_copies():
         weighted_gram(rows, omega * (k + 2))
     assert len(rows.grams.memo) == 2
     np.testing.assert_array_equal(weighted_gram(rows, omega), ref)
+
+
+# ------------------------------------------------ sixth round: the two-unit path's memory
+
+
+def old_generalised_eigh(aug, alpha, n_u):
+    """paths._generalised_eigh before the sixth round: divide and conquer (its 2 p^2
+    workspace) with the Cholesky factor kept, from the unit Gram matrices as given."""
+    import scipy.linalg
+
+    p = aug[0].shape[0]
+    diag = np.arange(p - 1), np.arange(p - 1)
+    B1, S = aug[1].copy(), aug[0].copy()
+    B1[diag] += alpha * n_u[1]
+    S[diag] += alpha * n_u[0]
+    S += B1
+    dsc = 1.0 / np.sqrt(np.diag(S))
+    B1 *= np.outer(dsc, dsc)
+    S *= np.outer(dsc, dsc)
+    U = scipy.linalg.cholesky(S)
+    C = scipy.linalg.solve_triangular(U, scipy.linalg.solve_triangular(U, B1, trans=1).T,
+                                      trans=1).T
+    lam, Z = scipy.linalg.eigh(C, driver="evd")
+    return lam, scipy.linalg.solve_triangular(U, Z) * dsc[:, None]
+
+
+@pytest.mark.parametrize("layout", ["dense", "packed", "rows"])
+@pytest.mark.parametrize("J", [2, 5])
+def test_augmented_unit_grams_equal_the_old_construction(layout, J):
+    # each unit's Gram written straight into its augmented matrix (the shift's rank-2
+    # update by rows on the corner view) against _unit_gram + _augmented
+    from lastlayer._core.stats import packed_statistics, row_statistics
+    from lastlayer.paths import _augmented, _augmented_unit, _unit_gram
+
+    X, cells, s, _, _ = problem(21 + J, 300, 17, J=J)
+    stats = {"dense": accumulate(X, cells, J, s, 65536, "float64"),
+             "packed": packed_statistics(X, cells, J, s, 65536, "float64"),
+             "rows": row_statistics(X, cells, J, s, "float64")}[layout]
+    shift = X.mean(axis=0) + 0.3
+    for sel in (np.arange(J) % 2 == 0, np.arange(J) % 2 == 1, np.ones(J, dtype=bool)):
+        sums = (stats.sums[sel] - stats.weight_sums[sel, None] * shift).sum(axis=0)
+        count = stats.weight_sums[sel].sum()
+        new = _augmented_unit(stats, sel, shift, sums, count)
+        old = _augmented(_unit_gram(stats, sel, shift), sums, count)
+        assert rel(new, old) < 1e-12
+        np.testing.assert_array_equal(new, new.T)
+
+
+def test_packed_combine_and_weigh_equal_the_packed_vector_products():
+    from lastlayer._core.stats import packed_statistics
+
+    rng = np.random.default_rng(3)
+    for n, d, J in [(500, 300, 3), (200, 517, 5), (40, 7, 2)]:
+        X = rng.normal(size=(n, d))
+        st = packed_statistics(X, rng.integers(0, J, n), J, None, 65536, "float64")
+        g, omega = st.grams, rng.uniform(0.5, 2.0, J)
+        ref = g.matrix(omega @ g.values)
+        got = g.combine(omega)
+        assert rel(got, ref) < 1e-14
+        np.testing.assert_array_equal(got, got.T)
+        out = np.full((d + 2, d + 2), np.nan)
+        g.combine(omega, out=out[1:-1, 1:-1])  # a view: the corner of a larger matrix
+        np.testing.assert_array_equal(out[1:-1, 1:-1], got)
+        assert np.isnan(out[0]).all() and np.isnan(out[:, -1]).all()
+        B = rng.normal(size=(d, d))
+        B += B.T
+        assert rel(g.weigh(B, block=64), g.values @ g.pack(B, np.empty(g.values.shape[1]),
+                                                             symmetrise=True)) < 1e-13
+
+
+def test_symmetric_update_rows_equals_the_blas_update():
+    from lastlayer._core.stats import symmetric_update, symmetric_update_rows
+
+    rng = np.random.default_rng(4)
+    A = rng.normal(size=(300, 300))
+    A += A.T
+    a, b = rng.normal(size=300), rng.normal(size=300)
+    ref = symmetric_update(A.copy(), -0.7, a, b)
+    big = np.zeros((301, 301))
+    big[:-1, :-1] = A
+    got = symmetric_update_rows(big[:-1, :-1], -0.7, a, b, block=64)
+    assert rel(got, ref) < 1e-14
+    np.testing.assert_array_equal(got, got.T)  # exactly symmetric
+    assert not big[-1].any() and not big[:, -1].any()
+
+
+@pytest.mark.parametrize("n, d, J, alpha", [(300, 20, 2, 0.05), (300, 20, 4, 0.3),
+                                            (40, 60, 2, 0.05), (200, 12, 2, 0.0)])
+def test_two_unit_path_equals_the_old_eigensolver(monkeypatch, n, d, J, alpha):
+    # MRRR, the factor made anew from both units' Gram (or kept packed: the reduced
+    # and alpha = 0 problems) against divide and conquer with the factor kept: the
+    # path's leverages, coefficients and decisions at several ratios to 1e-8
+    import lastlayer.paths as paths
+
+    X, cells, s, _, T = problem(31 + J, n, d, J=J)
+    stats = accumulate(X, cells, J, s, 65536, "float64")
+    unit = np.arange(J) % 2
+    new = TwoUnitWeightPath(stats, unit, T, alpha)
+    monkeypatch.setattr(paths, "_generalised_eigh",
+                        lambda aug, a, n_u, total=None: old_generalised_eigh(aug, a, n_u))
+    old = TwoUnitWeightPath(stats, unit, T, alpha)
+    assert rel(new.eigenvalues, old.eigenvalues) < 1e-10
+    for rho in (0.3, 1.0, 4.0):
+        assert rel(new.leverage(rho)[0], old.leverage(rho)[0]) < 1e-8
+        a, b = new.solve(rho), old.solve(rho)
+        assert rel(a.coef, b.coef) < 1e-8 and rel(a.intercept, b.intercept) < 1e-8
+        assert rel(new.loo_decisions(X, cells, s, rho), old.loo_decisions(X, cells, s, rho)) < 1e-8
+
+
+@pytest.mark.parametrize("n, d, groups", [(900, 120, False), (400, 60, True), (120, 200, False)])
+def test_no_eigendecomposition_is_held_while_a_weight_path_is_built(monkeypatch, n, d, groups):
+    # the selection layer fits the candidates that read the start weights'
+    # eigendecomposition first and lets every kept one go before a two-unit path is
+    # built; that costs no eigendecomposition over keeping every one, and the fit is
+    # the same as with the candidates in their listed order (bitwise)
+    import weakref
+
+    from lastlayer import LastLayerClassifier, _fit, _select, paths
+
+    rng = np.random.default_rng(n + d)
+    y = (rng.random(n) < 0.2).astype(int)
+    g = (rng.random(n) < 0.3).astype(int) if groups else None
+    X = (rng.normal(size=(n, d)) + 0.8 * np.eye(2, d)[y] + 1.0).astype(np.float32)
+    eigvecs, held = [], []  # weak references to every eigendecomposition's vectors
+    outer, inner = _fit.centred_eigh, paths._generalised_eigh
+
+    def made(*args):
+        out = outer(*args)
+        eigvecs.append(weakref.ref(out.Q))
+        return out
+
+    def watched(*args, **kwargs):
+        held.append(sum(r() is not None for r in eigvecs))
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(_fit, "centred_eigh", made)
+    monkeypatch.setattr(paths, "_generalised_eigh", watched)
+    m = LastLayerClassifier().fit(X, y, groups=g)
+    assert m.selection_[0]["candidate"] == "square/optimal"
+    assert held and eigvecs and max(held) == 0
+    n_made = len(eigvecs)
+    eigvecs.clear()
+    monkeypatch.setattr(_fit, "KEPT_SPECTRA", 10**6)  # every one kept
+    monkeypatch.setattr(_fit.RidgeOracle, "forget", lambda self, cell_w=None: None)
+    monkeypatch.setattr(_select, "evaluation_order", lambda plans: range(len(plans)))
+    listed = LastLayerClassifier().fit(X, y, groups=g)
+    assert n_made == len(eigvecs)
+    np.testing.assert_array_equal(m.coef_, listed.coef_)
+    np.testing.assert_array_equal(m.intercept_, listed.intercept_)
+    assert m.selection_ == listed.selection_
+
+
+def test_evaluation_order_puts_optimal_candidates_last():
+    from types import SimpleNamespace
+
+    from lastlayer._select import evaluation_order
+
+    plans = [SimpleNamespace(weighting=w) for w in
+             ("optimal", "balanced", "power", "optimal", "none")]
+    assert list(evaluation_order(plans)) == [1, 2, 4, 0, 3]

@@ -76,8 +76,9 @@ ALPHA_GRID = np.logspace(-8, 1, 46)
 #: Above this many rows per feature, alpha="auto" uses GCV from the sufficient
 #: statistics instead of exact leave-one-out (which costs a pass over the rows).
 GCV_ROWS_PER_FEATURE = 10
-#: Eigendecompositions a fit keeps for reuse (:meth:`RidgeOracle.centred_eigh`).
-KEPT_SPECTRA = 2
+#: Eigendecompositions a fit keeps for reuse (:meth:`RidgeOracle.centred_eigh`): the
+#: latest (each is a ``d x d`` matrix, the size of the statistics).
+KEPT_SPECTRA = 1
 #: Problems with min(n, d) at most this run after the statistics on one BLAS thread.
 SMALL_PROBLEM = 512
 #: Statistics passes of at least this many multiply-adds (n d^2) use every BLAS thread.
@@ -708,12 +709,13 @@ class RidgeOracle:
         return (self.data.in_memory and self.plan.alpha_criterion in ("loo", "gcv")
                 and self.n_features <= self.n_active(cell_w))
 
-    def forget(self, cell_w):
-        """Let go of the eigendecomposition kept for ``cell_w`` (if any) unless it is
-        the first one (the weights every candidate starts from)."""
-        key = ("eigh", _weights_key(cell_w))
-        kept = [k for k in self.spectra if k[0] == "eigh"]
-        if key in kept[1:]:
+    def forget(self, cell_w=None):
+        """Let go of the eigendecomposition kept for ``cell_w`` (if any), or of every
+        kept one (``cell_w=None``); alpha choices stay."""
+        keys = [k for k in self.spectra if k[0] == "eigh"]
+        if cell_w is not None:
+            keys = [k for k in keys if k == ("eigh", _weights_key(cell_w))]
+        for key in keys:
             del self.spectra[key]
 
     def n_active(self, cell_w):
@@ -733,14 +735,15 @@ class RidgeOracle:
         """:func:`lastlayer._core.loo.centred_eigh` at ``cell_w``, kept in ``spectra``
         (:meth:`loo_spectrum` and GCV share it).
 
-        At most :data:`KEPT_SPECTRA` are kept (each holds a ``d x d`` matrix): the
-        first one computed (the weights every candidate starts from) and the most
-        recent ones."""
+        The latest :data:`KEPT_SPECTRA` are kept (each holds a ``d x d`` matrix); the
+        oldest is let go before a new one is made. The selection layer fits the
+        candidates that read the start weights' eigendecomposition one after the other
+        (:func:`lastlayer._select.evaluation_order`)."""
         key = ("eigh", _weights_key(cell_w))
         if key not in self.spectra:
             kept = [k for k in self.spectra if k[0] == "eigh"]
-            if len(kept) >= KEPT_SPECTRA:
-                del self.spectra[kept[1]]  # the oldest after the first
+            for old in kept[:max(len(kept) - KEPT_SPECTRA + 1, 0)]:
+                del self.spectra[old]
             self.spectra[key] = centred_eigh(self.stats, cell_w, self.design.cell_targets)
         return self.spectra[key]
 
@@ -860,16 +863,23 @@ def select(params, design, plan, oracle, spectrum, rng, score=None, log=None):
 def _alternate(scheme, design, loo_alpha, alphas, choose, oracle):
     """alpha for the starting weights, weights for that alpha, alpha again if they moved.
 
-    Memory: where the leave-one-out at the new weights comes from their ``d x d``
-    eigendecomposition (``oracle.spectral``), the weight path they were read off is let
-    go before that eigendecomposition is made (the decisions at those weights come from
-    it); when alpha then moves, weights read off a path move with it, and that
-    eigendecomposition is let go before the next path is built (no candidate has those
-    weights)."""
+    Memory: a two-unit weight path and a ``d x d`` eigendecomposition (each the size of
+    the statistics) are not held together. The kept eigendecompositions are let go
+    before the first path is built; where the leave-one-out at the new weights comes
+    from their eigendecomposition (``oracle.spectral``), the weight path they were read
+    off is let go before that eigendecomposition is made (the decisions at those
+    weights come from it); when alpha then moves, weights read off a path move with it,
+    and that eigendecomposition is let go before the next path is built (no candidate
+    has those weights)."""
     U, cells = design.unit_names.size, design.unit_of_cell
     start = (np.ones(U) if scheme == "none"
              else normalise_weights(design.target / design.unit_counts, design.unit_counts))
     alpha_sq = loo_alpha(start[cells], alphas)
+    if scheme == "optimal" and oracle.plan.optimal_method == "two_unit_path":
+        # a weight path is as large as an eigendecomposition: none is kept beside it
+        # (the selection layer fits the candidates that share the start weights' one
+        # first: _select.evaluation_order)
+        oracle.forget()
     weighting = choose(alpha_sq)
     if not np.allclose(weighting.weights, start, rtol=1e-9):
         moved = weighting.weights[cells]

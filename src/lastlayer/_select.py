@@ -46,8 +46,8 @@ from ._fit import (
 )
 from ._progress import PhaseLog
 
-__all__ = ["Evaluation", "choose", "criterion", "fit_selected", "loo_scores",
-           "margin_accuracy", "selection_attributes", "unit_accuracy"]
+__all__ = ["Evaluation", "choose", "criterion", "evaluation_order", "fit_selected",
+           "loo_scores", "margin_accuracy", "selection_attributes", "unit_accuracy"]
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -300,12 +300,26 @@ def fit_selected(params, data, design, plan, stats, random_state=None, validatio
             data64 = Data(X=np.asarray(data.X, dtype=np.float64))
         spectra = {}
         defer = len(plans) > 1 and space is None  # the candidates' rows are data's
-        evaluations = [_evaluate(params, data, design, p, stats, spectrum, rng, score, cache,
-                                 space, log, data64, spectra, defer) for p in plans]
+        done = {i: _evaluate(params, data, design, plans[i], stats, spectrum, rng, score,
+                             cache, space, log, data64, spectra, defer)
+                for i in evaluation_order(plans)}
+        evaluations = [done[i] for i in range(len(plans))]
         if defer:
             evaluations = _score_deferred(evaluations, data, design)
     kept = choose(evaluations)
     return evaluations[kept], evaluations
+
+
+def evaluation_order(plans):
+    """The order in which to fit the candidates ``plans`` (indices): those of the
+    ``optimal`` weighting last, the others as listed. The others' weights and alphas
+    start from (or are) the start weights', whose ``d x d`` eigendecomposition the
+    first of them computes and the rest read; an ``optimal`` candidate lets it go
+    before it builds a weight path (:func:`lastlayer._fit.select`), so fitted first it
+    would leave the others one more eigendecomposition to make. The order changes no
+    result: the candidates draw nothing from ``random_state`` but ``downsample``
+    (never a candidate) and share only deterministic computations."""
+    return sorted(range(len(plans)), key=lambda i: plans[i].weighting == "optimal")
 
 
 def _score_deferred(evaluations, data, design):

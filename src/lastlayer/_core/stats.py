@@ -45,6 +45,7 @@ __all__ = [
     "resolve_precision",
     "row_statistics",
     "symmetric_update",
+    "symmetric_update_rows",
     "weighted_gram",
     "well_conditioned_cholesky",
 ]
@@ -88,18 +89,19 @@ class SufficientStats(NamedTuple):
 
 #: Float64 entries per sub-block of the statistics pass (16 MiB of workspace).
 WORK_ELEMS = 2**21
-#: Passes over the rows take blocks of at most a quarter of the rows, but at least
+#: Passes over the rows take blocks of at most an eighth of the rows, but at least
 #: this many (:func:`block_rows`).
 MIN_BLOCK_ROWS = 256
 
 
 def block_rows(n, width):
     """Rows per block of a pass over ``n`` rows whose temporaries are ``width`` numbers
-    a row: within :data:`WORK_ELEMS`, and at most a quarter of the rows (at least
-    :data:`MIN_BLOCK_ROWS`), so that a small problem's block temporaries do not
-    take several times the rows' own memory (a 16 MiB workspace is twice a
-    1,000 x 2,048 float32 ``X``)."""
-    return max(1, min(WORK_ELEMS // max(width, 1), max(MIN_BLOCK_ROWS, -(-n // 4))))
+    a row: within :data:`WORK_ELEMS`, and at most an eighth of the rows (at least
+    :data:`MIN_BLOCK_ROWS`), so that a block's temporaries (its float64 projections
+    and their float32 product, about 16 bytes a number) stay near half the size of a
+    float32 ``X`` of ``width`` columns, not several times it (a 16 MiB workspace is
+    twice a 1,000 x 2,048 float32 ``X``)."""
+    return max(1, min(WORK_ELEMS // max(width, 1), max(MIN_BLOCK_ROWS, -(-n // 8))))
 #: Precisions of the Gram products (:func:`sufficient_statistics`).
 PRECISIONS = ("float64", "float32")
 
@@ -278,13 +280,48 @@ class PackedGrams(NamedTuple):
         """Where each packed row starts (``i (i + 1) / 2``), and the end."""
         return packed_offsets(self.shape[1])
 
-    def matrix(self, v):
-        """The symmetric ``d x d`` matrix (a new array) of packed vector ``v``."""
-        return packed_matrix(v, self.shape[1])
+    def matrix(self, v, out=None):
+        """The symmetric ``d x d`` matrix of packed vector ``v`` (a new array, or
+        written into ``out``)."""
+        return packed_matrix(v, self.shape[1], out)
 
     def pack(self, M, out, symmetrise=False):
         """``M``'s lower triangle into packed ``out`` (:func:`pack_lower`)."""
         return pack_lower(M, out, symmetrise)
+
+    def combine(self, omega, out=None, block=256):
+        """``sum_j omega_j G_j``, the symmetric ``d x d`` matrix (a new array, or
+        written into ``out``), the packed rows combined a block at a time (no packed
+        vector of the sum beside it: :meth:`matrix` of ``omega @ values``)."""
+        d = self.shape[1]
+        off = self.offsets()
+        M = np.empty((d, d)) if out is None else out
+        omega = np.asarray(omega, dtype=np.float64)
+        for lo in range(0, d, block):
+            hi = min(lo + block, d)
+            seg = omega @ self.values[:, off[lo]:off[hi]]
+            for i in range(lo, hi):
+                M[i, :i + 1] = seg[off[i] - off[lo]:off[i + 1] - off[lo]]
+        fill_lower_from_upper(M.T)  # the lower triangle, up
+        return M
+
+    def weigh(self, M, block=256):
+        """``sum_ab G_j,ab M_ab`` of every cell ``j`` (J,) for a symmetric ``d x d``
+        ``M``: the packed values times ``M``'s symmetrised packed lower triangle
+        (:func:`pack_lower`), a block of rows at a time (no packed copy of ``M``)."""
+        d = self.shape[1]
+        off = self.offsets()
+        out = np.zeros(self.values.shape[0])
+        buf = np.empty(off[d] - off[max(d - block, 0)])  # the largest block's entries
+        for lo in range(0, d, block):
+            hi = min(lo + block, d)
+            seg = buf[:off[hi] - off[lo]]
+            for i in range(lo, hi):
+                row = seg[off[i] - off[lo]:off[i + 1] - off[lo]]
+                row[...] = M[i, :i + 1]
+                row[:i] += M[:i, i]
+            out += self.values[:, off[lo]:off[hi]] @ seg
+        return out
 
 
 def packed_offsets(d):
@@ -307,10 +344,11 @@ def pack_lower(M, out, symmetrise=False):
     return out
 
 
-def packed_matrix(v, d):
-    """The symmetric ``d x d`` matrix (a new C-ordered array) whose lower triangle by
-    rows is packed ``v`` (:func:`pack_lower`)."""
-    M = np.empty((d, d))
+def packed_matrix(v, d, out=None):
+    """The symmetric ``d x d`` matrix whose lower triangle by rows is packed ``v``
+    (:func:`pack_lower`): a new C-ordered array, or written into ``out`` (any
+    ``d x d`` float64 array or view)."""
+    M = np.empty((d, d)) if out is None else out
     off = packed_offsets(d)
     for i in range(d):
         M[i, :i + 1] = v[off[i]:off[i + 1]]
@@ -436,11 +474,16 @@ def row_statistics(X, cells, n_cells, sw, precision):
     return SufficientStats(weight_sums, n_rows, sums, g)
 
 
-def weighted_gram(stats, omega):
-    """``sum_j omega_j G_j`` (d x d, float64, raw: not centred)."""
+def weighted_gram(stats, omega, out=None):
+    """``sum_j omega_j G_j`` (d x d, float64, raw: not centred); ``out``: written there
+    (any ``d x d`` float64 array or view; with packed Gram matrices, without a
+    ``d x d`` temporary)."""
     g = stats.grams
     if isinstance(g, PackedGrams):
-        return g.matrix(np.asarray(omega, dtype=np.float64) @ g.values)
+        return g.combine(omega, out)
+    if out is not None:
+        out[...] = weighted_gram(stats, omega)
+        return out
     if not isinstance(g, CellRows):
         return np.tensordot(omega, g, axes=1)
     # the fit asks again for weights it has seen (a scheme's weights, then the final
@@ -552,6 +595,20 @@ def symmetric_update(C, alpha, a, b=None):
     return fill_lower_from_upper(C)  # lower of Ct = upper of C
 
 
+def symmetric_update_rows(M, alpha, a, b, block=256):
+    """``M += alpha (a b^T + b a^T)`` on symmetric ``M`` (any ``d x d`` float64 array or
+    view, e.g. a corner of a larger matrix, where BLAS would work on a copy), by
+    blocks of rows. Each entry is ``alpha (a_i b_j + b_i a_j)`` added once, so ``M``
+    stays exactly symmetric (the two products are summed in either order)."""
+    for lo in range(0, M.shape[0], block):
+        hi = min(lo + block, M.shape[0])
+        R = np.multiply.outer(a[lo:hi], b)
+        R += np.multiply.outer(b[lo:hi], a)
+        R *= alpha
+        M[lo:hi] += R
+    return M
+
+
 def one_norm(A, block=256):
     """``max_j sum_i |A_ij|`` by blocks of rows (no ``|A|`` temporary of A's size)."""
     col = np.zeros(A.shape[1])
@@ -583,7 +640,7 @@ def cell_leverage(stats, omega, cen, B):
     if isinstance(g, CellRows):
         return omega * (stats.weight_sums / cen.V + _row_quadratic_sums(g, B, cen.mu))
     if isinstance(g, PackedGrams):  # sum_ab G_ab B_ab over the lower triangle
-        tr_BG = g.values @ g.pack(B, np.empty(g.values.shape[1]), symmetrise=True)
+        tr_BG = g.weigh(B)
     else:
         # B is symmetric: its memory in either order is the same vector (no copy of a
         # Fortran-ordered B)
