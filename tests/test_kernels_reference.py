@@ -517,8 +517,9 @@ def test_two_unit_path_equals_the_old_eigensolver(monkeypatch, n, d, J, alpha):
 def test_no_eigendecomposition_is_held_while_a_weight_path_is_built(monkeypatch, n, d, groups):
     # the selection layer fits the candidates that read the start weights'
     # eigendecomposition first and lets every kept one go before a two-unit path is
-    # built; that costs no eigendecomposition over keeping every one, and the fit is
-    # the same as with the candidates in their listed order (bitwise)
+    # built, and a path goes before an eigendecomposition at its weights is made (in
+    # the row space too, n < d); that costs no eigendecomposition over keeping every
+    # one, and the fit is the same as with the candidates in their listed order
     import weakref
 
     from lastlayer import LastLayerClassifier, _fit, _select, paths
@@ -528,12 +529,19 @@ def test_no_eigendecomposition_is_held_while_a_weight_path_is_built(monkeypatch,
     g = (rng.random(n) < 0.3).astype(int) if groups else None
     X = (rng.normal(size=(n, d)) + 0.8 * np.eye(2, d)[y] + 1.0).astype(np.float32)
     eigvecs, held = [], []  # weak references to every eigendecomposition's vectors
+    built, beside = [], []  # ... and to every weight path
     outer, inner = _fit.centred_eigh, paths._generalised_eigh
 
     def made(*args):
+        beside.append(sum(r() is not None for r in built))
         out = outer(*args)
         eigvecs.append(weakref.ref(out.Q))
         return out
+
+    class Watched(paths.TwoUnitWeightPath):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(weakref.ref(self))
 
     def watched(*args, **kwargs):
         held.append(sum(r() is not None for r in eigvecs))
@@ -541,9 +549,11 @@ def test_no_eigendecomposition_is_held_while_a_weight_path_is_built(monkeypatch,
 
     monkeypatch.setattr(_fit, "centred_eigh", made)
     monkeypatch.setattr(paths, "_generalised_eigh", watched)
+    monkeypatch.setattr(paths, "TwoUnitWeightPath", Watched)
     m = LastLayerClassifier().fit(X, y, groups=g)
     assert m.selection_[0]["candidate"] == "square/optimal"
-    assert held and eigvecs and max(held) == 0
+    assert held and eigvecs and max(held) == 0  # no eigendecomposition beside a path
+    assert built and max(beside) == 0  # no path beside an eigendecomposition
     n_made = len(eigvecs)
     eigvecs.clear()
     monkeypatch.setattr(_fit, "KEPT_SPECTRA", 10**6)  # every one kept

@@ -705,9 +705,10 @@ class RidgeOracle:
     def spectral(self, cell_w):
         """Whether :meth:`loo_alpha` at ``cell_w`` works from their ``d x d``
         eigendecomposition (kept in ``spectra``): rows in memory, at least as many
-        weighted rows as features, leave-one-out or GCV."""
+        weighted rows as columns of the oracle's rows (the row space's coordinates
+        when ``n < d``: ``r x r``), leave-one-out or GCV."""
         return (self.data.in_memory and self.plan.alpha_criterion in ("loo", "gcv")
-                and self.n_features <= self.n_active(cell_w))
+                and self.data.X.shape[1] <= self.n_active(cell_w))
 
     def forget(self, cell_w=None):
         """Let go of the eigendecomposition kept for ``cell_w`` (if any), or of every

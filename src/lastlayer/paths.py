@@ -418,29 +418,30 @@ class TwoUnitWeightPath:
                                                   self._unit.size)
         g = _gains(self.eigenvalues, [rho])[0]
         theta = self._V @ (g[:, None] * (self._Y[0] + rho * self._Y[1]))  # (p, m)
-        m, p = self._m, self._V.shape[0]
-        # [theta | V]: the fit and the projections in one product, written in dtype
-        M = np.empty((p, m + p), dtype=dtype if self._basis is None else np.float64)
-        M[:, :m], M[:, m:] = theta, self._V
+        # the fit's and the projections' coefficients on the rows, in dtype (V itself,
+        # no copy, for float64 rows without a basis)
         if self._basis is not None:  # rows -> coordinates of the span, then augmented
-            M_x = (self._basis @ M[:-1]).astype(dtype, copy=False)
+            T_x = (self._basis @ theta[:-1]).astype(dtype, copy=False)
+            V_x = (self._basis @ self._V[:-1]).astype(dtype, copy=False)
         else:
-            M_x = M[:-1]
-        M_1 = np.concatenate([theta[-1], self._V[-1]])  # the intercept row, in float64
+            T_x = theta[:-1].astype(dtype, copy=False)
+            V_x = self._V[:-1].astype(dtype, copy=False)
         shift = self._shift.astype(dtype)
         rel = np.where(self._unit == 1, rho, 1.0)  # omega_u / c per cell
-        out = np.empty((X.shape[0], m))
+        out = np.empty((X.shape[0], self._m))
         step = block_rows(X.shape[0], X.shape[1])
         for lo in range(0, X.shape[0], step):
             hi = min(lo + step, X.shape[0])
-            P = np.asarray(np.subtract(np.asarray(X[lo:hi]), shift, dtype=dtype) @ M_x,
-                           dtype=np.float64)
-            P += M_1  # in place: no second (rows, m + p) float64 block
-            c = cells[lo:hi]
-            Z = P[:, m:]
+            Xs = np.subtract(np.asarray(X[lo:hi]), shift, dtype=dtype)
+            fit = np.asarray(Xs @ T_x, dtype=np.float64)
+            fit += theta[-1]  # the intercept row, in float64
+            Z = np.asarray(Xs @ V_x, dtype=np.float64)
+            del Xs
+            Z += self._V[-1]
             Z *= Z  # in place: the projections are not needed again
+            c = cells[lo:hi]
             v = sample_weight[lo:hi] * rel[c]
-            out[lo:hi] = loo_from_fit(self._T[c], P[:, :m], v * (Z @ g), v)
+            out[lo:hi] = loo_from_fit(self._T[c], fit, v * (Z @ g), v)
         return out
 
     def _unshift(self, theta):
