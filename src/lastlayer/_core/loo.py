@@ -118,7 +118,7 @@ def argmin_prefer_last(values, alphas):
 class LooPlan(NamedTuple):
     """Everything a block needs to add its rows' leave-one-out terms."""
 
-    Qs: np.ndarray  # (d, r) eigenvectors / sqrt(lam)
+    Qs: np.ndarray  # (d, r) eigenvectors / sqrt(lam) (the eigenvectors: see scale)
     mu: np.ndarray  # (d,)
     tbar: np.ndarray  # (m,)
     T: np.ndarray  # (J, m)
@@ -126,6 +126,9 @@ class LooPlan(NamedTuple):
     V: float
     UtT: np.ndarray  # (r, m)
     F: np.ndarray  # (r, L) shrinkage factors lam / (lam + alpha n)
+    # (r,) 1 / sqrt(lam) when Qs holds the eigenvectors themselves (float64 rows: the
+    # projections are scaled instead of a scaled d x r copy), else None
+    scale: np.ndarray | None = None
 
 
 class LooSpectrum(NamedTuple):
@@ -180,10 +183,15 @@ def loo_plan(stats, omega, T, alphas, n_active, spectrum=None, dtype=np.float64)
     """The :class:`LooPlan` of an alpha grid and the degrees of freedom along it;
     ``spectrum`` (:func:`loo_spectrum` of the same weights) saves the factorisation.
     ``Qs`` is written in ``dtype`` (the dtype the rows will be projected in: the
-    float64 quotient rounded once, no float64 ``d x r`` copy beside it)."""
+    float64 quotient rounded once, no float64 ``d x r`` copy beside it); for float64
+    rows it is the eigenvectors themselves, and the projections are scaled by
+    ``scale`` (no copy at all)."""
     cen, lam, Q = spectrum if spectrum is not None else loo_spectrum(stats, omega, T,
                                                                     n_active)
     sq, UtT, F = _shrinkage(cen, lam, Q, alphas)
+    if np.dtype(dtype) == np.float64:  # Q itself (a view): the projections are scaled
+        return (LooPlan(Q, cen.mu, cen.tbar, T, omega, cen.V, UtT, F, 1.0 / sq),
+                1.0 + F.sum(axis=0))
     Qs = np.divide(Q, sq, out=np.empty(Q.shape, dtype=dtype), casting="same_kind")
     return LooPlan(Qs, cen.mu, cen.tbar, T, omega, cen.V, UtT, F), 1.0 + F.sum(axis=0)
 
@@ -227,6 +235,8 @@ def loo_partial(X, cells, s, plan, dtype=np.float64):
         c = cells[lo:lo + step][act]
         sv = np.sqrt(v)
         U = np.asarray(np.subtract(Xa, mu, dtype=dtype) @ Qs, dtype=np.float64)
+        if plan.scale is not None:
+            U *= plan.scale
         U *= sv[:, None]
         resid = sv[:, None] * (plan.T[c] - plan.tbar) - U @ plan.UtT
         base = v / plan.V
@@ -303,29 +313,36 @@ def loo_decisions(X, cells, omega, T, s, alpha, stats, spectrum=None, dtype=np.f
     dtype = np.dtype(dtype)
     cen, lam, Q = spectrum if spectrum is not None else loo_spectrum(stats, omega, T,
                                                                     n_active)
-    # loo_plan's quantities at one alpha, with Q diag(lam)^{-1/2} written straight into
-    # [W | Qs] in dtype: W = Q diag(1 / (lam + alpha n)) Q^T rhs (d, m), then the
-    # projections (no d x r temporaries)
+    # loo_plan's quantities at one alpha: W = Q diag(1 / (lam + alpha n)) Q^T rhs
+    # (d, m) for the fit and Q diag(lam)^{-1/2} for the projections, written in dtype
+    # (float64 rows: Q itself, the projections scaled instead; no d x r copy)
     sq, UtT, F = _shrinkage(cen, lam, Q, np.array([float(alpha)]))
     F = F[:, 0]
-    m, r = T.shape[1], Q.shape[1]
-    WQ = np.empty((Q.shape[0], m + r), dtype=dtype)
-    WQ[:, :m] = Q @ ((F / sq)[:, None] * UtT)
-    np.divide(Q, sq, out=WQ[:, m:], casting="same_kind")
+    m = T.shape[1]
+    W = Q @ ((F / sq)[:, None] * UtT)
+    if dtype == np.float64:
+        Q_x, scale = Q, 1.0 / sq
+    else:
+        W = W.astype(dtype)
+        Q_x = np.divide(Q, sq, out=np.empty(Q.shape, dtype=dtype), casting="same_kind")
+        scale = None
     mu = cen.mu.astype(dtype)
     n, d = X.shape
     out = np.empty((n, m))
     step = block_rows(n, d)
     for lo in range(0, n, step):
         hi = min(lo + step, n)
-        P = np.asarray(np.subtract(np.asarray(X[lo:hi]), mu, dtype=dtype) @ WQ,
-                       dtype=np.float64)
+        Xs = np.subtract(np.asarray(X[lo:hi]), mu, dtype=dtype)
+        fit = np.asarray(Xs @ W, dtype=np.float64)
+        fit += cen.tbar
+        Z = np.asarray(Xs @ Q_x, dtype=np.float64)
+        del Xs
+        if scale is not None:
+            Z *= scale
+        Z *= Z  # in place: the projections are not needed again
         c = cells[lo:hi]
         v = s[lo:hi] * omega[c]
-        t = T[c]
-        Z = P[:, m:]
-        Z *= Z  # in place: the projections are not needed again
-        out[lo:hi] = loo_from_fit(t, cen.tbar + P[:, :m], v / cen.V + v * (Z @ F), v)
+        out[lo:hi] = loo_from_fit(T[c], fit, v / cen.V + v * (Z @ F), v)
     return out
 
 
