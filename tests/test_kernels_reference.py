@@ -490,18 +490,26 @@ def test_symmetric_update_rows_equals_the_blas_update():
     assert not big[-1].any() and not big[:, -1].any()
 
 
+@pytest.mark.parametrize("lean", [False, True])
 @pytest.mark.parametrize("n, d, J, alpha", [(300, 20, 2, 0.05), (300, 20, 4, 0.3),
                                             (40, 60, 2, 0.05), (200, 12, 2, 0.0)])
-def test_two_unit_path_equals_the_old_eigensolver(monkeypatch, n, d, J, alpha):
-    # MRRR, the factor made anew from both units' Gram (or kept packed: the reduced
-    # and alpha = 0 problems) against divide and conquer with the factor kept: the
-    # path's leverages, coefficients and decisions at several ratios to 1e-8
+def test_two_unit_path_equals_the_old_eigensolver(monkeypatch, lean, n, d, J, alpha):
+    # the path from its unit Grams written into the augmented matrices, with divide
+    # and conquer or (lean: as above LEAN_EIGEN_BYTES) MRRR and the factor made anew
+    # from both units' Gram (kept packed for the reduced and alpha = 0 problems),
+    # against the old construction and eigensolver: the path's leverages,
+    # coefficients and decisions at several ratios to 1e-8
     import lastlayer.paths as paths
 
+    made = []
+    monkeypatch.setattr(paths, "LEAN_EIGEN_BYTES", 0 if lean else 2**62)
+    inner = paths._generalised_eigh
+    monkeypatch.setattr(paths, "_generalised_eigh", lambda *a: made.append(a[3]) or inner(*a))
     X, cells, s, _, T = problem(31 + J, n, d, J=J)
     stats = accumulate(X, cells, J, s, 65536, "float64")
     unit = np.arange(J) % 2
     new = TwoUnitWeightPath(stats, unit, T, alpha)
+    assert (made[0] is not None) == (lean and n > d and alpha > 0)
     monkeypatch.setattr(paths, "_generalised_eigh",
                         lambda aug, a, n_u, total=None: old_generalised_eigh(aug, a, n_u))
     old = TwoUnitWeightPath(stats, unit, T, alpha)

@@ -69,6 +69,13 @@ __all__ = ["TwoUnitWeightPath", "alpha_path", "select_alpha_gcv"]
 # Two-unit weight path
 # --------------------------------------------------------------------------------------
 
+#: Above this many bytes of divide and conquer's ``2 p^2`` workspace (the size of a pass
+#: over the rows' workspace, :data:`lastlayer._core.stats.WORK_ELEMS`), the two-unit
+#: path's eigensolver is MRRR with its Cholesky factor made anew after it (``2 p^2``
+#: floats at most instead of ``3.5 p^2``, about 5% of a 5,000 x 2,048 default fit
+#: more); below it, divide and conquer (faster, about 1.6x at p = 1,000).
+LEAN_EIGEN_BYTES = 2**24
+
 
 def _unit_gram(stats, sel, shift):
     """The Gram matrix of the rows of the cells ``sel``, shifted by ``shift``."""
@@ -133,14 +140,16 @@ def _generalised_eigh(aug, alpha, n_u, total=None):
 
     ``aug`` (the two augmented unit Grams) is overwritten and let go. The reduction to
     a standard problem is done here in place (Cholesky ``S = U^T U``,
-    ``C = U^{-T} B_1 U^{-1}`` in ``aug[1]``'s memory, MRRR with the eigenvectors ``Z``
-    beside ``C``, ``V = U^{-1} Z`` in ``Z``'s memory): ``2.5 p^2`` floats at most
-    (``C``, ``Z`` and ``U`` packed meanwhile), where scipy's ``eigh(a, b)`` also
-    allocates the eigenvectors and a scaled copy of them, and divide and conquer
-    needs a ``2 p^2`` workspace. ``total``: a callable that builds ``G~_0 + G~_1``
-    again; then ``U`` is not kept while the eigenvectors are made but factored anew
-    from it afterwards (``2 p^2`` at most, for one more ``p^3 / 3`` Cholesky; the
-    factor then differs from the first in the last bits, as ``V``'s rounding does)."""
+    ``C = U^{-T} B_1 U^{-1}`` in ``aug[1]``'s memory, then ``V = U^{-1} Z``), where
+    scipy's ``eigh(a, b)`` also allocates the eigenvectors and a scaled copy of them.
+
+    Without ``total``: divide and conquer with the eigenvectors ``Z`` written over
+    ``C`` and ``U`` kept packed meanwhile, ``3.5 p^2`` floats at most (``C``, the
+    eigensolver's ``2 p^2`` workspace, half of ``U``). ``total``: a callable that
+    builds ``G~_0 + G~_1`` again; then MRRR (``O(p)`` workspace, ``Z`` beside ``C``,
+    about 1.3x the time) and ``U`` not kept but factored anew afterwards: ``2 p^2``
+    at most, for one more ``p^3 / 3`` Cholesky (the factor then differs from the
+    first in the last bits, as ``V``'s rounding does)."""
     p = aug[0].shape[0]
     diag = np.arange(p - 1), np.arange(p - 1)  # R: the identity but the intercept
     B1 = aug[1]
@@ -163,17 +172,21 @@ def _generalised_eigh(aug, alpha, n_u, total=None):
     Up = None if total is not None else pack_lower(U.T, np.empty(p * (p + 1) // 2))
     aug[0] = aug[1] = None
     del S, U, M, B1  # M: the scaling loop's last matrix, S
-    # MRRR: its workspace is O(p) where divide and conquer's is 2 p^2 (which is about
-    # 1.3x faster here: 0.97 s against 1.24 s at p = 2,049; eigenvalues in [0, 1],
-    # clustered at the ends)
-    lam, Z, _, _, info = scipy.linalg.lapack.dsyevr(C, compute_v=1, lower=0,
-                                                    overwrite_a=1)
+    if total is None:
+        # divide and conquer, the eigenvectors written over C: faster than MRRR on this
+        # spectrum (eigenvalues in [0, 1], clustered at the ends)
+        lam, Z, info = scipy.linalg.lapack.dsyevd(C, compute_v=1, lower=0, overwrite_a=1)
+    else:
+        # MRRR: its workspace is O(p) where divide and conquer's is 2 p^2 (which is
+        # 1.3x faster at p = 2,049: 0.97 s against 1.24 s)
+        lam, Z, _, _, info = scipy.linalg.lapack.dsyevr(C, compute_v=1, lower=0,
+                                                        overwrite_a=1)
     if info != 0:
-        raise np.linalg.LinAlgError(f"dsyevr failed (info={info})")
+        raise np.linalg.LinAlgError(f"the eigensolver failed (info={info})")
     if Up is not None:
-        # C's memory (overwritten by the eigensolver) takes the factor back: Fortran-
-        # ordered, the same upper triangle dtrsm reads
-        U = packed_matrix(Up, p, out=C.T).T
+        # the factor unpacked (Fortran-ordered, the same upper triangle dtrsm reads)
+        # into C's memory where MRRR left it (divide and conquer wrote Z over it)
+        U = packed_matrix(Up, p, out=None if np.shares_memory(Z, C) else C.T).T
         del Up, C
     else:
         del C
@@ -325,9 +338,10 @@ class TwoUnitWeightPath:
             aug = [_augmented_unit(stats, self._unit == u, shift, sums_u[u], n_u[u])
                    for u in (0, 1)]
 
-            def total():  # both units' augmented Gram, for the factor after MRRR
-                return _augmented_unit(stats, np.ones(J, dtype=bool), shift,
-                                       sums_u[0] + sums_u[1], self.n)
+            if 16 * (d + 1) ** 2 > LEAN_EIGEN_BYTES:
+                def total():  # both units' augmented Gram, for the factor after MRRR
+                    return _augmented_unit(stats, np.ones(J, dtype=bool), shift,
+                                           sums_u[0] + sums_u[1], self.n)
         self.reduced = basis is not None
         self._basis = basis
         self._r = aug[0].shape[0] - 1
