@@ -855,6 +855,7 @@ def select(params, design, plan, oracle, spectrum, rng, score=None, log=None):
     else:
         alpha_sq, weighting = _alternate(scheme, design, loo_alpha, alphas, choose, oracle)
         if scheme == "optimal" and weighting.info.get("capped"):
+            oracle.forget()  # the paths of the search are not built beside one
             alpha_sq, weighting = _raise_alpha_until_feasible(alpha_sq, weighting, alphas,
                                                               choose)
     dim = float(SPECTRAL_DIMENSIONS["pca99"](spectrum))
