@@ -241,12 +241,14 @@ def _evaluate(params, data, design, plan, stats, spectrum, rng, score, cache, sp
     if key not in cache:
         cache[key] = select(params_c, design, plan, oracle, spectrum, rng, score, log)
     choice = cache[key]
-    with log.phase(lambda: f"layer: {plan.loss} loss, {plan.weighting} weights at "
-                           f"alpha={layer.alpha:.4g}"):
-        layer = fit_layer(params_c, design, plan, oracle, choice, log)
     path = choice.weighting.path
     if path is not None:  # used here at most: do not hold its p x p arrays longer
         choice = cache[key] = replace(choice, weighting=replace(choice.weighting, path=None))
+        if plan.loss != "square":  # nor through a cross-entropy fit, which does not read it
+            path = None
+    with log.phase(lambda: f"layer: {plan.loss} loss, {plan.weighting} weights at "
+                           f"alpha={layer.alpha:.4g}"):
+        layer = fit_layer(params_c, design, plan, oracle, choice, log)
     if defer and _gcv_scored(data_c, plan):
         return Evaluation(plan, choice, layer, None, None, float("nan"))  # scored later
     scores = loo_scores(params_c, data_c, design, plan, oracle, layer, path)

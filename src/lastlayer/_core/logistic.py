@@ -249,13 +249,21 @@ def _binary_hat(Xa, w, pen):
     p1 = Xa.shape[1]
     Xs = Xa * np.sqrt(np.maximum(w, 0.0))[:, None]
     H = scipy.linalg.blas.dsyrk(1.0, Xs.T, trans=0, lower=0)  # upper of Xs^T Xs
+    del Xs
     idx = np.arange(p1 - 1)
     H[idx, idx] += pen
-    c, info = scipy.linalg.lapack.dpotrf(H, lower=0, clean=1)
+    # the factor in H's memory (H is Fortran-ordered: dsyrk's output)
+    c, info = scipy.linalg.lapack.dpotrf(H, lower=0, clean=1, overwrite_a=1)
     if info != 0:
         return None
-    Zt = scipy.linalg.blas.dtrsm(1.0, c, Xa.T, side=0, lower=0, trans_a=1)
-    return np.einsum("ij,ij->j", Zt, Zt)
+    # the solve a block of rows at a time (no n x p solution beside the rows)
+    out = np.empty(Xa.shape[0])
+    step = block_rows(Xa.shape[0], p1)
+    for lo in range(0, Xa.shape[0], step):
+        Zt = scipy.linalg.blas.dtrsm(1.0, c, Xa[lo:lo + step].T, side=0, lower=0,
+                                     trans_a=1)
+        out[lo:lo + step] = np.einsum("ij,ij->j", Zt, Zt)
+    return out
 
 
 def hat_flops(n, p1, K):
