@@ -151,7 +151,9 @@ def logistic(X, y, K, r, alpha, max_iter=1000, tol=1e-8, init=None, n_norm=None,
         W0, b0 = np.asarray(init[0], dtype=float), np.asarray(init[1], dtype=float)
         theta0[:-1] = (pre.V.T @ W0) / s[:, None]
         theta0[-1] = b0 + pre.mu @ W0
-    Ya = augment(Y * s)
+    Ya = np.empty((Y.shape[0], d + 1))  # [Y diag(s), 1] written once, no temporary
+    np.multiply(Y, s, out=Ya[:, :-1])
+    Ya[:, -1] = 1.0
     res = minimize(
         logistic_loss_grad,
         theta0.ravel(),
