@@ -434,7 +434,7 @@ def old_generalised_eigh(aug, alpha, n_u):
 @pytest.mark.parametrize("J", [2, 5])
 def test_augmented_unit_grams_equal_the_old_construction(layout, J):
     # each unit's Gram written straight into its augmented matrix (the shift's rank-2
-    # update by rows on the corner view) against _unit_gram + _augmented
+    # update by rows on the corner view) against _unit_gram into a new array + _augmented
     from lastlayer._core.stats import packed_statistics, row_statistics
     from lastlayer.paths import _augmented, _augmented_unit, _unit_gram
 
@@ -474,17 +474,19 @@ def test_packed_combine_and_weigh_equal_the_packed_vector_products():
                                                              symmetrise=True)) < 1e-13
 
 
-def test_symmetric_update_rows_equals_the_blas_update():
-    from lastlayer._core.stats import symmetric_update, symmetric_update_rows
+@pytest.mark.parametrize("rank2", [False, True])
+def test_symmetric_update_of_a_view_equals_the_blas_update(rank2):
+    # a corner view (not C-contiguous: BLAS would update a copy) by blocks of rows
+    from lastlayer._core.stats import symmetric_update
 
     rng = np.random.default_rng(4)
     A = rng.normal(size=(300, 300))
     A += A.T
-    a, b = rng.normal(size=300), rng.normal(size=300)
+    a, b = rng.normal(size=300), (rng.normal(size=300) if rank2 else None)
     ref = symmetric_update(A.copy(), -0.7, a, b)
     big = np.zeros((301, 301))
     big[:-1, :-1] = A
-    got = symmetric_update_rows(big[:-1, :-1], -0.7, a, b, block=64)
+    got = symmetric_update(big[:-1, :-1], -0.7, a, b, block=64)
     assert rel(got, ref) < 1e-14
     np.testing.assert_array_equal(got, got.T)  # exactly symmetric
     assert not big[-1].any() and not big[:, -1].any()

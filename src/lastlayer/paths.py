@@ -43,7 +43,6 @@ from ._core.stats import (
     pack_lower,
     packed_matrix,
     symmetric_update,
-    symmetric_update_rows,
     weighted_gram,
     well_conditioned_cholesky,
 )
@@ -78,9 +77,10 @@ __all__ = ["TwoUnitWeightPath", "alpha_path", "select_alpha_gcv"]
 LEAN_EIGEN_BYTES = 2**24
 
 
-def _unit_gram(stats, sel, shift):
-    """The Gram matrix of the rows of the cells ``sel``, shifted by ``shift``."""
-    Gc = weighted_gram(stats, sel.astype(np.float64))  # symmetric, not shifted
+def _unit_gram(stats, sel, shift, out=None):
+    """The Gram matrix of the rows of the cells ``sel``, shifted by ``shift`` (a new
+    array, or written into ``out``, e.g. the corner of an augmented matrix)."""
+    Gc = weighted_gram(stats, sel.astype(np.float64), out=out)  # symmetric, not shifted
     # G - s shift^T - shift s^T + N shift shift^T = G - (u shift^T + shift u^T),
     # u = s - N shift / 2: one rank-2 update in place (no d x d temporary)
     u = stats.sums[sel].sum(axis=0) - 0.5 * stats.weight_sums[sel].sum() * shift
@@ -105,12 +105,8 @@ def _augmented_unit(stats, sel, shift, sums, count):
     the ``(p, p)`` array (packed statistics: no ``d x d`` temporary beside it)."""
     d = stats.n_features
     Gt = np.empty((d + 1, d + 1))
-    G = weighted_gram(stats, sel.astype(np.float64), out=Gt[:-1, :-1])
-    u = stats.sums[sel].sum(axis=0) - 0.5 * stats.weight_sums[sel].sum() * shift
-    symmetric_update_rows(G, -1.0, u, shift)  # as _unit_gram, on the corner view
-    Gt[:-1, -1] = Gt[-1, :-1] = sums
-    Gt[-1, -1] = count
-    return Gt
+    _unit_gram(stats, sel, shift, out=Gt[:-1, :-1])
+    return _border(Gt, sums, count)
 
 
 def _augmented(gram, sums, count):
@@ -118,6 +114,11 @@ def _augmented(gram, sums, count):
     p = gram.shape[0] + 1
     Gt = np.empty((p, p))
     Gt[:-1, :-1] = gram
+    return _border(Gt, sums, count)
+
+
+def _border(Gt, sums, count):
+    """The last row and column of the augmented ``Gt``: ``[s; N]``."""
     Gt[:-1, -1] = Gt[-1, :-1] = sums
     Gt[-1, -1] = count
     return Gt

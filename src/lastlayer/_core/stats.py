@@ -45,7 +45,6 @@ __all__ = [
     "resolve_precision",
     "row_statistics",
     "symmetric_update",
-    "symmetric_update_rows",
     "weighted_gram",
     "well_conditioned_cholesky",
 ]
@@ -280,10 +279,9 @@ class PackedGrams(NamedTuple):
         """Where each packed row starts (``i (i + 1) / 2``), and the end."""
         return packed_offsets(self.shape[1])
 
-    def matrix(self, v, out=None):
-        """The symmetric ``d x d`` matrix of packed vector ``v`` (a new array, or
-        written into ``out``)."""
-        return packed_matrix(v, self.shape[1], out)
+    def matrix(self, v):
+        """The symmetric ``d x d`` matrix (a new array) of packed vector ``v``."""
+        return packed_matrix(v, self.shape[1])
 
     def pack(self, M, out, symmetrise=False):
         """``M``'s lower triangle into packed ``out`` (:func:`pack_lower`)."""
@@ -344,11 +342,10 @@ def pack_lower(M, out, symmetrise=False):
     return out
 
 
-def packed_matrix(v, d, out=None):
-    """The symmetric ``d x d`` matrix whose lower triangle by rows is packed ``v``
-    (:func:`pack_lower`): a new C-ordered array, or written into ``out`` (any
-    ``d x d`` float64 array or view)."""
-    M = np.empty((d, d)) if out is None else out
+def packed_matrix(v, d):
+    """The symmetric ``d x d`` matrix (a new C-ordered array) whose lower triangle by
+    rows is packed ``v`` (:func:`pack_lower`)."""
+    M = np.empty((d, d))
     off = packed_offsets(d)
     for i in range(d):
         M[i, :i + 1] = v[off[i]:off[i + 1]]
@@ -580,11 +577,23 @@ def centre_stats(stats, omega, T):
     return Centred(C, rhs, mu, tbar, V, n, noise_tol(C.shape[0], scale))
 
 
-def symmetric_update(C, alpha, a, b=None):
+def symmetric_update(C, alpha, a, b=None, block=256):
     """``C += alpha a a^T`` (or ``alpha (a b^T + b a^T)``) in place on symmetric
-    ``C`` (d x d, float64, C-ordered), by a BLAS rank-1 (rank-2) update of one
-    triangle then a copy onto the other: no ``d x d`` temporary, and the result is
-    exactly symmetric."""
+    ``C`` (d x d, float64): no ``d x d`` temporary, and the result is exactly
+    symmetric. C-ordered ``C``: a BLAS rank-1 (rank-2) update of one triangle then a
+    copy onto the other. Any other ``C`` (a view, e.g. a corner of a larger matrix,
+    where BLAS would work on a copy): by blocks of rows, each entry
+    ``alpha (a_i b_j + b_i a_j)`` added once (the two products summed in either
+    order, so ``C`` stays symmetric)."""
+    if not C.flags.c_contiguous:
+        for lo in range(0, C.shape[0], block):
+            hi = min(lo + block, C.shape[0])
+            R = np.multiply.outer(a[lo:hi], a if b is None else b)
+            if b is not None:
+                R += np.multiply.outer(b[lo:hi], a)
+            R *= alpha
+            C[lo:hi] += R
+        return C
     Ct = C.T  # Fortran-ordered view: BLAS updates C's memory
     if b is None:
         out = scipy.linalg.blas.dsyr(alpha, a, lower=1, a=Ct, overwrite_a=1)
@@ -593,20 +602,6 @@ def symmetric_update(C, alpha, a, b=None):
     if not np.shares_memory(out, C):  # not expected: f2py works in place on Ct
         C[...] = out.T
     return fill_lower_from_upper(C)  # lower of Ct = upper of C
-
-
-def symmetric_update_rows(M, alpha, a, b, block=256):
-    """``M += alpha (a b^T + b a^T)`` on symmetric ``M`` (any ``d x d`` float64 array or
-    view, e.g. a corner of a larger matrix, where BLAS would work on a copy), by
-    blocks of rows. Each entry is ``alpha (a_i b_j + b_i a_j)`` added once, so ``M``
-    stays exactly symmetric (the two products are summed in either order)."""
-    for lo in range(0, M.shape[0], block):
-        hi = min(lo + block, M.shape[0])
-        R = np.multiply.outer(a[lo:hi], b)
-        R += np.multiply.outer(b[lo:hi], a)
-        R *= alpha
-        M[lo:hi] += R
-    return M
 
 
 def one_norm(A, block=256):
