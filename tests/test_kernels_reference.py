@@ -567,7 +567,7 @@ def test_no_eigendecomposition_is_held_while_a_weight_path_is_built(monkeypatch,
     n_made = len(eigvecs)
     eigvecs.clear()
     monkeypatch.setattr(_fit, "KEPT_SPECTRA", 10**6)  # every one kept
-    monkeypatch.setattr(_fit.RidgeOracle, "forget", lambda self, cell_w=None: None)
+    monkeypatch.setattr(_fit.RidgeOracle, "forget", lambda self: None)
     monkeypatch.setattr(_select, "evaluation_order", lambda plans: range(len(plans)))
     listed = LastLayerClassifier().fit(X, y, groups=g)
     assert n_made == len(eigvecs)

@@ -710,13 +710,9 @@ class RidgeOracle:
         return (self.data.in_memory and self.plan.alpha_criterion in ("loo", "gcv")
                 and self.data.X.shape[1] <= self.n_active(cell_w))
 
-    def forget(self, cell_w=None):
-        """Let go of the eigendecomposition kept for ``cell_w`` (if any), or of every
-        kept one (``cell_w=None``); alpha choices stay."""
-        keys = [k for k in self.spectra if k[0] == "eigh"]
-        if cell_w is not None:
-            keys = [k for k in keys if k == ("eigh", _weights_key(cell_w))]
-        for key in keys:
+    def forget(self):
+        """Let go of every kept eigendecomposition; alpha choices stay."""
+        for key in [k for k in self.spectra if k[0] == "eigh"]:
             del self.spectra[key]
 
     def n_active(self, cell_w):
@@ -839,7 +835,14 @@ def select(params, design, plan, oracle, spectrum, rng, score=None, log=None):
         random_state=rng, unit_names=design.unit_names)
     options = _scheme_options(params, plan)
 
+    builds_path = scheme == "optimal" and plan.optimal_method == "two_unit_path"
+
     def choose(alpha, **extra):
+        if builds_path:
+            # a weight path is as large as an eigendecomposition: none is kept beside
+            # it (the candidates that share the start weights' one are fitted first:
+            # _select.evaluation_order)
+            oracle.forget()
         at = replace(problem, alpha=alpha, leverage=oracle.leverage_at(alpha))
         return compute_weighting(spec, at, **options, **extra)
 
@@ -855,7 +858,6 @@ def select(params, design, plan, oracle, spectrum, rng, score=None, log=None):
     else:
         alpha_sq, weighting = _alternate(scheme, design, loo_alpha, alphas, choose, oracle)
         if scheme == "optimal" and weighting.info.get("capped"):
-            oracle.forget()  # the paths of the search are not built beside one
             alpha_sq, weighting = _raise_alpha_until_feasible(alpha_sq, weighting, alphas,
                                                               choose)
     dim = float(SPECTRAL_DIMENSIONS["pca99"](spectrum))
@@ -866,22 +868,16 @@ def _alternate(scheme, design, loo_alpha, alphas, choose, oracle):
     """alpha for the starting weights, weights for that alpha, alpha again if they moved.
 
     Memory: a two-unit weight path and a ``d x d`` eigendecomposition (each the size of
-    the statistics) are not held together. The kept eigendecompositions are let go
-    before the first path is built; where the leave-one-out at the new weights comes
-    from their eigendecomposition (``oracle.spectral``), the weight path they were read
-    off is let go before that eigendecomposition is made (the decisions at those
-    weights come from it); when alpha then moves, weights read off a path move with it,
-    and that eigendecomposition is let go before the next path is built (no candidate
-    has those weights)."""
+    the statistics) are not held together. ``choose`` lets every kept
+    eigendecomposition go before it builds a path; where the leave-one-out at the new
+    weights comes from their eigendecomposition (``oracle.spectral``), the weight path
+    they were read off is let go here before that eigendecomposition is made (the
+    decisions at those weights come from it); when alpha then moves, weights read off
+    a path move with it (no candidate has those weights)."""
     U, cells = design.unit_names.size, design.unit_of_cell
     start = (np.ones(U) if scheme == "none"
              else normalise_weights(design.target / design.unit_counts, design.unit_counts))
     alpha_sq = loo_alpha(start[cells], alphas)
-    if scheme == "optimal" and oracle.plan.optimal_method == "two_unit_path":
-        # a weight path is as large as an eigendecomposition: none is kept beside it
-        # (the selection layer fits the candidates that share the start weights' one
-        # first: _select.evaluation_order)
-        oracle.forget()
     weighting = choose(alpha_sq)
     if not np.allclose(weighting.weights, start, rtol=1e-9):
         moved = weighting.weights[cells]
@@ -892,8 +888,6 @@ def _alternate(scheme, design, loo_alpha, alphas, choose, oracle):
         if alpha2 != alpha_sq:
             alpha_sq = alpha2
             weighting = None  # its weight path (p x p arrays) is for the old alpha
-            if on_path:
-                oracle.forget(moved)
             weighting = choose(alpha_sq)
     return alpha_sq, weighting
 
