@@ -249,14 +249,8 @@ def _binary_hat(Xa, w, pen):
     (``c^T z_i = x_i``, ``||z_i||^2``), half the flops of forming the inverse and
     multiplying by it. None when the Cholesky factorisation fails."""
     p1 = Xa.shape[1]
-    Xs = Xa * np.sqrt(np.maximum(w, 0.0))[:, None]
-    H = scipy.linalg.blas.dsyrk(1.0, Xs.T, trans=0, lower=0)  # upper of Xs^T Xs
-    del Xs
-    idx = np.arange(p1 - 1)
-    H[idx, idx] += pen
-    # the factor in H's memory (H is Fortran-ordered: dsyrk's output)
-    c, info = scipy.linalg.lapack.dpotrf(H, lower=0, clean=1, overwrite_a=1)
-    if info != 0:
+    c = _weighted_factor(Xa, np.maximum(w, 0.0), pen)
+    if c is None:
         return None
     # the solve a block of rows at a time (no n x p solution beside the rows)
     out = np.empty(Xa.shape[0])
@@ -266,6 +260,20 @@ def _binary_hat(Xa, w, pen):
                                      trans_a=1)
         out[lo:lo + step] = np.einsum("ij,ij->j", Zt, Zt)
     return out
+
+
+def _weighted_factor(Xa, w, pen, last=0.0):
+    """The upper Cholesky factor of ``Xa^T diag(w) Xa + pen I_W`` (no penalty on the
+    last, intercept, column, which gets ``last`` instead), or None when the
+    factorisation fails: one ``?syrk``, the factor in its output's memory."""
+    Xs = Xa * np.sqrt(w)[:, None]
+    H = scipy.linalg.blas.dsyrk(1.0, Xs.T, trans=0, lower=0)  # upper of Xs^T Xs
+    del Xs
+    idx = np.arange(Xa.shape[1] - 1)
+    H[idx, idx] += pen
+    H[-1, -1] += last
+    c, info = scipy.linalg.lapack.dpotrf(H, lower=0, clean=1, overwrite_a=1)
+    return c if info == 0 else None
 
 
 def hat_flops(n, p1, K):
@@ -316,17 +324,12 @@ def _class_block_hat(Xa, r, P, E, alpha, n_norm):
     if not pen > 0.0:
         return None  # no penalty: the common shifts of the coefficients are null too
     tau = float(r.sum()) / K  # the intercept's curvature with uniform probabilities
-    idx = np.arange(p1 - 1)
     sr = np.sqrt(r)
     Y = np.empty((K, p1, n))  # c_k^{-T} Xa^T, with B'_k = c_k^T c_k
     Z = np.zeros((K, p1, m))  # c_k^{-T} V_k (class k's rows of V)
     for k in range(K):
-        Xs = Xa * np.sqrt(r * P[:, k])[:, None]
-        B = scipy.linalg.blas.dsyrk(1.0, Xs.T, trans=0, lower=0)  # upper of Xs^T Xs
-        B[idx, idx] += pen
-        B[-1, -1] += tau
-        c, info = scipy.linalg.lapack.dpotrf(B, lower=0, clean=1)
-        if info != 0:
+        c = _weighted_factor(Xa, r * P[:, k], pen, tau)
+        if c is None:
             return None
         Y[k] = scipy.linalg.blas.dtrsm(1.0, c, Xa.T, side=0, lower=0, trans_a=1)
         np.multiply(Y[k], sr * P[:, k], out=Z[k, :, :n])

@@ -189,11 +189,18 @@ def loo_plan(stats, omega, T, alphas, n_active, spectrum=None, dtype=np.float64)
     cen, lam, Q = spectrum if spectrum is not None else loo_spectrum(stats, omega, T,
                                                                     n_active)
     sq, UtT, F = _shrinkage(cen, lam, Q, alphas)
-    if np.dtype(dtype) == np.float64:  # Q itself (a view): the projections are scaled
-        return (LooPlan(Q, cen.mu, cen.tbar, T, omega, cen.V, UtT, F, 1.0 / sq),
-                1.0 + F.sum(axis=0))
-    Qs = np.divide(Q, sq, out=np.empty(Q.shape, dtype=dtype), casting="same_kind")
-    return LooPlan(Qs, cen.mu, cen.tbar, T, omega, cen.V, UtT, F), 1.0 + F.sum(axis=0)
+    Qs, scale = _projector(Q, sq, dtype)
+    return (LooPlan(Qs, cen.mu, cen.tbar, T, omega, cen.V, UtT, F, scale),
+            1.0 + F.sum(axis=0))
+
+
+def _projector(Q, sq, dtype):
+    """``(Qs, scale)`` projecting rows in ``dtype`` on ``Q diag(sq)^{-1}``: float64,
+    ``Q`` itself and ``scale = 1 / sq`` for the projections (no ``d x r`` copy);
+    otherwise the quotient written once in ``dtype`` and ``scale`` None."""
+    if np.dtype(dtype) == np.float64:
+        return Q, 1.0 / sq
+    return np.divide(Q, sq, out=np.empty(Q.shape, dtype=dtype), casting="same_kind"), None
 
 
 def loo_partial(X, cells, s, plan, dtype=np.float64):
@@ -319,13 +326,8 @@ def loo_decisions(X, cells, omega, T, s, alpha, stats, spectrum=None, dtype=np.f
     sq, UtT, F = _shrinkage(cen, lam, Q, np.array([float(alpha)]))
     F = F[:, 0]
     m = T.shape[1]
-    W = Q @ ((F / sq)[:, None] * UtT)
-    if dtype == np.float64:
-        Q_x, scale = Q, 1.0 / sq
-    else:
-        W = W.astype(dtype)
-        Q_x = np.divide(Q, sq, out=np.empty(Q.shape, dtype=dtype), casting="same_kind")
-        scale = None
+    W = (Q @ ((F / sq)[:, None] * UtT)).astype(dtype, copy=False)
+    Q_x, scale = _projector(Q, sq, dtype)
     mu = cen.mu.astype(dtype)
     n, d = X.shape
     out = np.empty((n, m))
