@@ -73,7 +73,8 @@ __all__ = ["TwoUnitWeightPath", "alpha_path", "select_alpha_gcv"]
 #: path's eigensolver is MRRR with its Cholesky factor made anew after it (``2 p^2``
 #: floats at most instead of ``3.5 p^2``, about 4% of a 5,000 x 2,048 default fit
 #: more); below it, divide and conquer (faster: 0.13 s against MRRR's 0.19 s on a
-#: path's matrix at p = 1,000, 0.97 s against 1.24 s at p = 2,049; one thread).
+#: path's matrix at p = 1,000, 0.97 s against 1.24 s at p = 2,049; one thread, a
+#: one-off timing described in docs/performance.md, "Sixth round").
 LEAN_EIGEN_BYTES = 2**24
 
 
